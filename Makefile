@@ -1,0 +1,77 @@
+# modax-ml — see README.md.
+GO      ?= go
+BIN     ?= bin/modax-ml
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/modax/modax-ml/internal/version.Version=$(VERSION)
+
+# OpenBLAS through cgo when the library is installed (Debian libopenblas-dev);
+# otherwise the pure-Go BLAS. `make BLAS=go` forces the pure-Go build.
+ifeq ($(BLAS),)
+BLAS := $(shell test -e /usr/lib/x86_64-linux-gnu/libopenblas.so -o -e /usr/lib/aarch64-linux-gnu/libopenblas.so && echo openblas || echo go)
+endif
+ifeq ($(BLAS),openblas)
+TAGS := -tags openblas
+export CGO_LDFLAGS := -lopenblas
+export CGO_ENABLED := 1
+else
+TAGS :=
+endif
+
+GOLANGCI := $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+TESTENV  := scripts/testenv.sh
+PKGS     := ./...
+TESTFLAGS ?= -count=1 -timeout 25m
+
+.PHONY: all build run test race e2e lint vet fmt bench fuzz cover cmapss clean
+
+all: build
+
+build:
+	$(GO) build $(TAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/modax-ml
+
+## run: the built-in default pipeline on the synthetic fleet (no database, no download)
+run: build
+	./$(BIN) pipeline run
+
+## test: the whole suite against real PostgreSQL, PyTorch, ONNX Runtime (installed when missing)
+test:
+	$(TESTENV) $(GO) test $(TAGS) $(TESTFLAGS) $(PKGS)
+
+race:
+	$(TESTENV) $(GO) test $(TAGS) -race $(TESTFLAGS) $(PKGS)
+
+e2e:
+	$(TESTENV) $(GO) test $(TAGS) $(TESTFLAGS) -run 'TestScript' ./cmd/modax-ml
+
+vet:
+	$(GO) vet $(TAGS) $(PKGS)
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1)
+	$(GO) vet $(TAGS) $(PKGS)
+	$(GOLANGCI) run $(PKGS)
+
+## bench: benchmarks (BENCH=regexp, COUNT=n); results in README "Measured"
+BENCH ?= .
+COUNT ?= 5
+bench:
+	$(TESTENV) $(GO) test $(TAGS) -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) -timeout 60m $(PKGS)
+
+## fuzz: each fuzz target for FUZZTIME (default 30s)
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list $(PKGS)); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+cover:
+	$(TESTENV) $(GO) test $(TAGS) $(TESTFLAGS) -coverprofile=coverage.out $(PKGS)
+	$(GO) tool cover -func=coverage.out | tail -n 1
+
+clean:
+	rm -rf bin coverage.out

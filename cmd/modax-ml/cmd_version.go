@@ -1,0 +1,25 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/modax/modax-ml/internal/version"
+)
+
+func newVersionCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version, commit and build details",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			info := version.Get()
+			return a.emit(info, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "modax-ml %s\ngo: %s\n", info, info.GoVersion)
+				return err
+			})
+		},
+	}
+}

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+	"golang.org/x/term"
+
+	"github.com/modax/modax-ml/internal/config"
+	"github.com/modax/modax-ml/internal/exitcode"
+	"github.com/modax/modax-ml/internal/progress"
+	"github.com/modax/modax-ml/internal/runenv"
+	"github.com/modax/modax-ml/internal/version"
+)
+
+// keyAnnotation marks a flag with the config key it sets.
+const keyAnnotation = "modax.key"
+
+// app is the state of one CLI invocation: streams, the loaded config and the
+// logger. Commands read plain Go values from it.
+type app struct {
+	in        io.Reader
+	out       io.Writer
+	errOut    io.Writer
+	stderrTTY bool
+
+	v   *viper.Viper
+	cfg config.Config
+	log *slog.Logger
+}
+
+// run executes the CLI with args and streams and returns the exit code. It is
+// the whole program; main only calls it.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a := &app{in: stdin, out: stdout, errOut: stderr, stderrTTY: isTerminal(stderr)}
+	root := newRootCmd(a)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitcode.OK
+	}
+	if ctx.Err() != nil && !errors.Is(err, context.Canceled) {
+		err = fmt.Errorf("%w (%w)", err, context.Canceled)
+	}
+	code := exitcode.Code(err)
+	if a.log != nil && code != exitcode.Usage {
+		a.log.Error(err.Error(), "exit_code", code)
+	} else {
+		fmt.Fprintf(stderr, "modax-ml: %v\n", err)
+	}
+	return code
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func newRootCmd(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "modax-ml",
+		Short: "Train, evaluate, export and deploy Remaining-Useful-Life models",
+		Long: `modax-ml turns machine sensor history into a deployed Remaining-Useful-Life
+(RUL) model: collect → validate → label → features → train → evaluate → export → deploy.
+Every stage reads and writes Parquet files, so stages chain in shell scripts.
+
+Configuration precedence: flags > MODAX_* environment (MODAX_TRAIN_EPOCHS) >
+YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
+		Version:       version.Get().String(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return a.load(cmd)
+		},
+	}
+	root.SetVersionTemplate("modax-ml {{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
+	})
+	pf := root.PersistentFlags()
+	pf.String("config", "", "YAML config file")
+	bindString(pf, "log-format", "log.format", "auto", "log format: auto (text on a terminal, else json), text, json")
+	bindString(pf, "log-level", "log.level", "info", "log level: debug, info, warn, error")
+	bindBool(pf, "quiet", "quiet", false, "no progress bars, only warnings and errors")
+	bindString(pf, "output", "output", "text", "result format on stdout: text or json")
+	pf.StringP("dir", "C", ".", "working directory for default file names")
+	annotate(pf, "dir", "dir")
+	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitcode.Help + "\n")
+
+	root.AddCommand(
+		newConfigCmd(a),
+		newVersionCmd(a),
+	)
+	return root
+}
+
+// annotate records the config key a flag sets.
+func annotate(fs *pflag.FlagSet, name, key string) {
+	if err := fs.SetAnnotation(name, keyAnnotation, []string{key}); err != nil {
+		panic(err) // programming error: the flag does not exist
+	}
+}
+
+func bindString(fs *pflag.FlagSet, name, key, def, usage string) {
+	fs.String(name, def, usage)
+	annotate(fs, name, key)
+}
+
+func bindBool(fs *pflag.FlagSet, name, key string, def bool, usage string) {
+	fs.Bool(name, def, usage)
+	annotate(fs, name, key)
+}
+
+// load builds the config (flags > env > file > defaults) into a.cfg and sets
+// up logging. It runs once, before any command.
+func (a *app) load(cmd *cobra.Command) error {
+	v := viper.New()
+	defaults, err := config.Flatten(config.Default())
+	if err != nil {
+		return err
+	}
+	for k, val := range defaults {
+		v.SetDefault(k, val)
+	}
+	v.SetEnvPrefix("MODAX")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_", "-", "_"))
+	v.AutomaticEnv()
+	path, _ := cmd.Flags().GetString("config")
+	if path == "" {
+		path = os.Getenv("MODAX_CONFIG")
+	}
+	if path != "" {
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return fmt.Errorf("%w: config %s: %w", exitcode.ErrUsage, path, err)
+		}
+	}
+	var bindErr error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if keys := f.Annotations[keyAnnotation]; len(keys) == 1 && bindErr == nil {
+			bindErr = v.BindPFlag(keys[0], f)
+		}
+	})
+	if bindErr != nil {
+		return bindErr
+	}
+	cfg := config.Default()
+	if err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
+		dc.TagName = "yaml"
+		dc.ErrorUnused = false
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
+			mapstructure.TextUnmarshallerHookFunc(),
+			mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.StringToSliceHookFunc(","),
+		)
+	}); err != nil {
+		return fmt.Errorf("%w: config: %w", exitcode.ErrUsage, err)
+	}
+	if err := checkKeys(v); err != nil {
+		return err
+	}
+	a.v, a.cfg = v, cfg
+	switch cfg.Output {
+	case "text", "json":
+	default:
+		return fmt.Errorf("%w: --output %q: want text or json", exitcode.ErrUsage, cfg.Output)
+	}
+	a.log, err = newLogger(a.errOut, a.stderrTTY, cfg.Log, cfg.Quiet)
+	if err != nil {
+		return fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
+	}
+	slog.SetDefault(a.log)
+	return nil
+}
+
+// checkKeys refuses unknown keys in the config file, which are almost always
+// typos ("train.epoch").
+func checkKeys(v *viper.Viper) error {
+	known, err := config.Flatten(config.Default())
+	if err != nil {
+		return err
+	}
+	for _, k := range v.AllKeys() {
+		if _, ok := known[k]; ok {
+			continue
+		}
+		// Keys of maps and lists below a known key are fine.
+		ok := false
+		for p := k; strings.Contains(p, "."); {
+			p = p[:strings.LastIndex(p, ".")]
+			if _, ok = known[p]; ok {
+				break
+			}
+		}
+		if !ok {
+			return fmt.Errorf("%w: config: unknown key %q", exitcode.ErrUsage, k)
+		}
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, tty bool, c config.Log, quiet bool) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.Level)
+	}
+	if quiet && level < slog.LevelWarn {
+		level = slog.LevelWarn
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.Format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "auto", "":
+		if tty {
+			return slog.New(slog.NewTextHandler(w, opts)), nil
+		}
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want auto, text or json", c.Format)
+}
+
+// env returns the stage environment: progress bars only on a terminal and
+// without --quiet; NO_COLOR is honoured by drawing no colour at all.
+func (a *app) env() *runenv.Env {
+	prog := progress.None
+	if a.stderrTTY && !a.cfg.Quiet && os.Getenv("CI") == "" {
+		prog = progress.Terminal(a.errOut)
+	}
+	return runenv.New(a.log, prog, a.cfg.RunID)
+}
+
+// emit prints a command's result: JSON with --output json, else text.
+func (a *app) emit(v any, text func(w io.Writer) error) error {
+	if a.cfg.Output == "json" {
+		enc := json.NewEncoder(a.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	return text(a.out)
+}
+
+// path resolves a file name against the working directory (--dir).
+func (a *app) path(name string) string {
+	if name == "" || a.cfg.Dir == "" || a.cfg.Dir == "." || strings.HasPrefix(name, "/") || strings.Contains(name, "://") {
+		return name
+	}
+	return a.cfg.Dir + "/" + name
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/modax/modax-ml/internal/testutil"
+)
+
+// TestMain lets testscript run the CLI in-process as the "modax-ml" command.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"modax-ml": func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+	})
+}
+
+// TestScript runs the end-to-end stories in testdata/script/*.txtar.
+//
+// Conditions: [pg] a test PostgreSQL is available (its DSN is $PGDSN),
+// [cmapss] the NASA C-MAPSS files are available ($CMAPSS), [python] Debian's
+// python3 with torch and onnx, [node] the interop npm packages ($INTEROP).
+// Under `make test` a script whose condition is missing fails instead of
+// skipping.
+func TestScript(t *testing.T) {
+	root := testutil.RepoRoot(t)
+	cmapss := os.Getenv("MODAX_CMAPSS_DIR")
+	if cmapss == "" {
+		cmapss = filepath.Join(root, "..", "shared", "datasets", "cmapss")
+	}
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// exitcode N cmd args...: run cmd and check its exit status is N.
+			"exitcode": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) < 2 {
+					ts.Fatalf("usage: exitcode N command [args...]")
+				}
+				want, err := strconv.Atoi(args[0])
+				if err != nil {
+					ts.Fatalf("exitcode: %v", err)
+				}
+				err = ts.Exec(args[1], args[2:]...)
+				got := 0
+				var ee *exec.ExitError
+				if errors.As(err, &ee) {
+					got = ee.ExitCode()
+				} else if err != nil {
+					ts.Fatalf("exitcode: %v", err)
+				}
+				if (got == want) == neg {
+					ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
+				}
+			},
+		},
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("PGDSN", os.Getenv("MODAX_TEST_PG_DSN"))
+			env.Setenv("CMAPSS", cmapss)
+			env.Setenv("REPO", root)
+			env.Setenv("INTEROP", filepath.Join(root, "tools", "interop"))
+			env.Setenv("CI", "true")
+			env.Setenv("OPENBLAS_NUM_THREADS", "1")
+			return nil
+		},
+		Condition: func(cond string) (bool, error) {
+			var ok bool
+			switch cond {
+			case "pg":
+				ok = os.Getenv("MODAX_TEST_PG_DSN") != ""
+			case "cmapss":
+				_, err := os.Stat(filepath.Join(cmapss, "train_FD001.txt"))
+				ok = err == nil
+			case "python":
+				_, err := os.Stat("/usr/bin/python3")
+				ok = err == nil
+			case "node":
+				_, err := os.Stat(filepath.Join(root, "tools", "interop", "node_modules"))
+				ok = err == nil
+			default:
+				return false, nil
+			}
+			if !ok && testutil.Strict() {
+				t.Errorf("script condition [%s] is not met under make test", cond)
+			}
+			return ok, nil
+		},
+	})
+}

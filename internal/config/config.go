@@ -1,0 +1,99 @@
+// Package config is the typed configuration of modax-ml: every key, its
+// default, and the YAML form. Loading it (flags > MODAX_* environment > YAML
+// file > defaults) is the command layer's job; this package has no viper.
+package config
+
+import (
+	"bytes"
+	"fmt"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/modax/modax-ml/internal/pg"
+)
+
+// Config is the whole configuration. Each stage's section is that stage's
+// Options, so the YAML keys and the flags name the same things.
+type Config struct {
+	// Dir is the working directory that default file names are relative to.
+	Dir    string    `yaml:"dir"`
+	Seed   int64     `yaml:"seed"`
+	RunID  string    `yaml:"run_id"`
+	Log    Log       `yaml:"log"`
+	Output string    `yaml:"output"`
+	Quiet  bool      `yaml:"quiet"`
+	DB     pg.Config `yaml:"db"`
+}
+
+// Log configures logging.
+type Log struct {
+	Format string `yaml:"format"` // auto, text or json
+	Level  string `yaml:"level"`  // debug, info, warn, error
+}
+
+// Default returns the configuration with every key at its default.
+func Default() Config {
+	return Config{
+		Dir:    ".",
+		Seed:   42,
+		Log:    Log{Format: "auto", Level: "info"},
+		Output: "text",
+		DB:     pg.DefaultConfig(),
+	}
+}
+
+// Redacted returns a copy safe to print: secrets hidden.
+func (c Config) Redacted() Config {
+	c.DB.DSN = pg.Redact(c.DB.DSN)
+	return c
+}
+
+// YAML renders c.
+func (c Config) YAML() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Map returns c as nested maps keyed like the YAML (for JSON output).
+func (c Config) Map() (map[string]any, error) {
+	b, err := yaml.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Flatten returns every key of c as a dotted path ("train.epochs") with its
+// value, as YAML would read it back.
+func Flatten(c Config) (map[string]any, error) {
+	m, err := c.Map()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{}
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		if mm, ok := v.(map[string]any); ok && len(mm) > 0 {
+			for k, vv := range mm {
+				key := k
+				if prefix != "" {
+					key = prefix + "." + k
+				}
+				walk(key, vv)
+			}
+			return
+		}
+		out[prefix] = v
+	}
+	walk("", m)
+	return out, nil
+}

@@ -1,0 +1,240 @@
+package dataset
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+)
+
+// LocalPath resolves a location string to a local file path. Only local paths
+// and file:// URLs are supported; other schemes (s3://, gs://, ...) are refused.
+func LocalPath(loc string) (string, error) {
+	if loc == "" {
+		return "", errors.New("empty location")
+	}
+	if i := strings.Index(loc, "://"); i > 0 {
+		u, err := url.Parse(loc)
+		if err != nil {
+			return "", fmt.Errorf("location %q: %w", loc, err)
+		}
+		if u.Scheme != "file" {
+			return "", fmt.Errorf("location %q: scheme %q is not supported (only local paths and file:// URLs)", loc, u.Scheme)
+		}
+		return u.Path, nil
+	}
+	return loc, nil
+}
+
+// AtomicFile is a file written under a temporary name in the destination's
+// directory and renamed over the destination on Commit. Until then the
+// destination is untouched; Abort (or a crash) leaves at most a hidden
+// temporary file, which Abort removes.
+type AtomicFile struct {
+	*os.File
+	dest string
+	done bool
+}
+
+// CreateAtomic starts an atomic write of path. Always defer Abort; call Commit
+// when everything was written.
+func CreateAtomic(path string) (*AtomicFile, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	return &AtomicFile{File: f, dest: path}, nil
+}
+
+// Commit flushes the file to disk and renames it over the destination.
+func (a *AtomicFile) Commit() error {
+	if a.done {
+		return fmt.Errorf("commit %s: already finished", a.dest)
+	}
+	a.done = true
+	tmp := a.Name()
+	if err := a.Sync(); err != nil {
+		a.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", a.dest, err)
+	}
+	if err := a.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", a.dest, err)
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", a.dest, err)
+	}
+	if err := os.Rename(tmp, a.dest); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", a.dest, err)
+	}
+	syncDir(filepath.Dir(a.dest))
+	return nil
+}
+
+// Abort removes the temporary file. It is a no-op after Commit.
+func (a *AtomicFile) Abort() {
+	if a.done {
+		return
+	}
+	a.done = true
+	a.Close()
+	os.Remove(a.Name())
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
+
+// WriteFileAtomic writes data to path atomically.
+func WriteFileAtomic(path string, data []byte) error {
+	f, err := CreateAtomic(path)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Commit()
+}
+
+// Writer writes one Parquet file (zstd, one row group per batch) atomically.
+type Writer struct {
+	loc  string
+	file *AtomicFile
+	buf  *bufio.Writer
+	fw   *pqarrow.FileWriter
+	rows int64
+}
+
+// WriterOption configures Create.
+type WriterOption func(*writerConfig)
+
+type writerConfig struct {
+	mem   memory.Allocator
+	level int
+}
+
+// WithAllocator sets the allocator used while encoding.
+func WithAllocator(mem memory.Allocator) WriterOption {
+	return func(c *writerConfig) { c.mem = mem }
+}
+
+// WithZstdLevel sets the zstd compression level (default 3).
+func WithZstdLevel(level int) WriterOption {
+	return func(c *writerConfig) { c.level = level }
+}
+
+// Create starts writing a Parquet file at loc with the given schema, whose
+// metadata must hold modax.schema (NewSchema sets it). Created-at is stamped
+// unless the metadata has it. Always defer Abort; call Commit at the end.
+func Create(loc string, schema *arrow.Schema, opts ...WriterOption) (*Writer, error) {
+	cfg := writerConfig{mem: memory.DefaultAllocator, level: 3}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	path, err := LocalPath(loc)
+	if err != nil {
+		return nil, err
+	}
+	meta := metaFromArrow(schema.Metadata())
+	if meta[MetaSchema] == "" {
+		return nil, fmt.Errorf("create %s: schema metadata lacks %s", loc, MetaSchema)
+	}
+	if meta[MetaCreatedAt] == "" {
+		meta[MetaCreatedAt] = time.Now().UTC().Format(time.RFC3339Nano)
+		md := meta.arrow()
+		schema = arrow.NewSchema(schema.Fields(), &md)
+	}
+	f, err := CreateAtomic(path)
+	if err != nil {
+		return nil, err
+	}
+	props := parquet.NewWriterProperties(
+		parquet.WithCompression(compress.Codecs.Zstd),
+		parquet.WithCompressionLevel(cfg.level),
+		parquet.WithAllocator(cfg.mem),
+		parquet.WithMaxRowGroupLength(1<<20),
+	)
+	buf := bufio.NewWriterSize(f, 1<<20)
+	fw, err := pqarrow.NewFileWriter(schema, buf, props,
+		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(cfg.mem)))
+	if err != nil {
+		f.Abort()
+		return nil, fmt.Errorf("create %s: %w", loc, err)
+	}
+	return &Writer{loc: loc, file: f, buf: buf, fw: fw}, nil
+}
+
+// Loc returns the location being written.
+func (w *Writer) Loc() string { return w.loc }
+
+// Rows returns the number of rows written so far.
+func (w *Writer) Rows() int64 { return w.rows }
+
+// Write appends a batch as a row group. The caller keeps ownership of rec.
+func (w *Writer) Write(rec arrow.RecordBatch) error {
+	if rec.NumRows() == 0 {
+		return nil
+	}
+	if err := w.fw.Write(rec); err != nil {
+		return fmt.Errorf("write %s: %w", w.loc, err)
+	}
+	w.rows += rec.NumRows()
+	return nil
+}
+
+// SetMeta adds a key-value pair to the file's footer metadata (for values known
+// only at the end, such as row counts or time ranges).
+func (w *Writer) SetMeta(key, value string) error {
+	return w.fw.AppendKeyValueMetadata(key, value)
+}
+
+// Commit finishes the file and moves it into place.
+func (w *Writer) Commit() error {
+	if w.fw == nil {
+		return fmt.Errorf("commit %s: writer already finished", w.loc)
+	}
+	fw := w.fw
+	w.fw = nil
+	if err := fw.Close(); err != nil {
+		w.file.Abort()
+		return fmt.Errorf("write %s: %w", w.loc, err)
+	}
+	if err := w.buf.Flush(); err != nil {
+		w.file.Abort()
+		return fmt.Errorf("write %s: %w", w.loc, err)
+	}
+	return w.file.Commit()
+}
+
+// Abort discards everything written; the destination is left untouched. It is
+// a no-op after Commit.
+func (w *Writer) Abort() {
+	if w.fw != nil {
+		// Close releases the encoder's buffers; what it writes is discarded.
+		_ = w.fw.Close()
+		w.fw = nil
+	}
+	w.file.Abort()
+}

@@ -1,0 +1,60 @@
+// Package pg holds the PostgreSQL settings and helpers shared by collect, db
+// and monitor: connection from config or libpq environment, quoted identifiers.
+package pg
+
+import (
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// Config names the database and the tables modax-ml reads and writes.
+type Config struct {
+	// DSN is a libpq connection string or URL. Empty: libpq's PG* environment
+	// variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, ...).
+	DSN             string   `yaml:"dsn"`
+	Tenant          string   `yaml:"tenant"`
+	SensorTable     string   `yaml:"sensor_table"`
+	FailureTable    string   `yaml:"failure_table"`
+	PredictionTable string   `yaml:"prediction_table"`
+	Sensors         []string `yaml:"sensors"`
+}
+
+// DefaultSensors are the design's sensor columns.
+var DefaultSensors = []string{"current_mean", "vibration_x_mean", "vibration_y_mean", "vibration_z_mean", "temperature_mean"}
+
+// DefaultConfig returns the design's table names and sensors.
+func DefaultConfig() Config {
+	return Config{
+		Tenant:          "default",
+		SensorTable:     "sensor_data",
+		FailureTable:    "failure_events",
+		PredictionTable: "rul_predictions",
+		Sensors:         append([]string(nil), DefaultSensors...),
+	}
+}
+
+var kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+// Redact hides the password of a DSN (URL or key=value form).
+func Redact(dsn string) string {
+	if dsn == "" {
+		return ""
+	}
+	if strings.Contains(dsn, "://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "<unparseable DSN redacted>"
+		}
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
+	}
+	return kvPassword.ReplaceAllString(dsn, "${1}xxxxx")
+}

@@ -1,0 +1,131 @@
+// Package progress reports the progress of long work. Library code receives a
+// Factory and calls Add on the bars it starts; only the command layer decides
+// whether anything is drawn (on a terminal, unless --quiet).
+package progress
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Bar counts progress of one piece of work. All methods are safe for
+// concurrent use.
+type Bar interface {
+	// Add counts n more units done.
+	Add(n int64)
+	// SetTotal sets the expected number of units (-1: unknown).
+	SetTotal(n int64)
+	// Describe replaces the bar's suffix text (e.g. "loss 0.123").
+	Describe(s string)
+	// Finish stops drawing the bar.
+	Finish()
+}
+
+// Factory starts a bar with a label, a unit ("rows", "windows") and a total
+// (-1 when unknown).
+type Factory func(label, unit string, total int64) Bar
+
+// None is a Factory whose bars draw nothing.
+func None(string, string, int64) Bar { return nop{} }
+
+type nop struct{}
+
+func (nop) Add(int64)       {}
+func (nop) SetTotal(int64)  {}
+func (nop) Describe(string) {}
+func (nop) Finish()         {}
+
+// Terminal returns a Factory drawing one-line bars on w (a terminal), at most
+// ten times a second.
+func Terminal(w io.Writer) Factory {
+	var mu sync.Mutex // one bar line at a time on w
+	return func(label, unit string, total int64) Bar {
+		b := &termBar{w: w, mu: &mu, label: label, unit: unit, start: time.Now()}
+		b.total.Store(total)
+		return b
+	}
+}
+
+type termBar struct {
+	w           io.Writer
+	mu          *sync.Mutex
+	label, unit string
+	start       time.Time
+	done, total atomic.Int64
+	last        atomic.Int64 // unix nanos of the last draw
+	desc        atomic.Value
+	finished    atomic.Bool
+}
+
+func (b *termBar) Add(n int64) {
+	b.done.Add(n)
+	now := time.Now().UnixNano()
+	if last := b.last.Load(); now-last > int64(100*time.Millisecond) && b.last.CompareAndSwap(last, now) {
+		b.draw(false)
+	}
+}
+
+func (b *termBar) SetTotal(n int64)  { b.total.Store(n) }
+func (b *termBar) Describe(s string) { b.desc.Store(s) }
+
+func (b *termBar) Finish() {
+	if b.finished.Swap(true) {
+		return
+	}
+	b.draw(true)
+}
+
+func (b *termBar) draw(final bool) {
+	if b.finished.Load() && !final {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	done, total := b.done.Load(), b.total.Load()
+	el := time.Since(b.start).Seconds()
+	rate := 0.0
+	if el > 0 {
+		rate = float64(done) / el
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "\r\033[K%s ", b.label)
+	if total > 0 {
+		frac := min(float64(done)/float64(total), 1)
+		const width = 24
+		n := int(frac * width)
+		fmt.Fprintf(&sb, "[%s%s] %3.0f%% ", strings.Repeat("=", n), strings.Repeat(" ", width-n), 100*frac)
+		fmt.Fprintf(&sb, "%s/%s %s", Human(float64(done)), Human(float64(total)), b.unit)
+	} else {
+		fmt.Fprintf(&sb, "%s %s", Human(float64(done)), b.unit)
+	}
+	fmt.Fprintf(&sb, " (%s %s/s)", Human(rate), b.unit)
+	if total > 0 && rate > 0 && !final && done < total {
+		eta := time.Duration(float64(total-done) / rate * float64(time.Second)).Round(time.Second)
+		fmt.Fprintf(&sb, " ETA %s", eta)
+	}
+	if d, ok := b.desc.Load().(string); ok && d != "" {
+		sb.WriteString(" " + d)
+	}
+	if final {
+		sb.WriteString("\n")
+	}
+	io.WriteString(b.w, sb.String())
+}
+
+// Human formats a count with a k/M/G suffix.
+func Human(v float64) string {
+	switch {
+	case v >= 1e9:
+		return fmt.Sprintf("%.2fG", v/1e9)
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e4:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	default:
+		return fmt.Sprintf("%.0f", v)
+	}
+}
