@@ -99,7 +99,10 @@ func (c Config) Resolve(getenv func(string) string) (res *Resolved, err error) {
 	if res.Experiment == "" {
 		res.Experiment = DefaultExperiment
 	}
-	if res.Timeout <= 0 {
+	if res.Timeout == 0 {
+		res.Timeout = DefaultConfig().Timeout
+	}
+	if res.Timeout < 0 {
 		return nil, fmt.Errorf("%w: tracking.timeout %s: must be positive", exitcode.ErrUsage, res.Timeout)
 	}
 	if res.MaxRetries < 0 {

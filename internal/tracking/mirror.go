@@ -212,8 +212,26 @@ func hashMap(m map[string]string) string {
 
 // logData sends the params and tags (when changed since last sent: both are
 // idempotent in MLflow), the metric points not sent yet, and the final
-// metrics whose value changed.
+// metrics whose value changed. Each group goes in its own requests, so one
+// the server refuses (a param whose value changed on resume) does not hold
+// back the others.
 func (m *mirror) logData(ctx context.Context, r *Record) error {
+	var errs []error
+	for _, f := range []func(context.Context, *Record) error{m.logParamsTags, m.logSeries, m.logFinal} {
+		err := f(ctx, r)
+		if err == nil {
+			continue
+		}
+		errs = append(errs, err)
+		var se *saveError
+		if stopsSync(err) || errors.As(err, &se) {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (m *mirror) logParamsTags(ctx context.Context, r *Record) error {
 	st := r.MLflow
 	var params, tags []KV
 	ph, th := hashMap(r.Params), hashMap(r.Tags)
@@ -223,18 +241,55 @@ func (m *mirror) logData(ctx context.Context, r *Record) error {
 	if len(r.Tags) > 0 && st.TagsSHA256 != th {
 		tags = sortedKV(r.Tags, MaxTagValueLength)
 	}
+	if len(params)+len(tags) == 0 {
+		return nil
+	}
+	err := m.c.LogBatch(ctx, st.RunID, nil, params, tags, func(c BatchCounts) {
+		m.sent.Params += c.Params
+		m.sent.Tags += c.Tags
+	})
+	if err != nil {
+		return err
+	}
+	if params != nil {
+		st.ParamsSHA256 = ph
+	}
+	if tags != nil {
+		st.TagsSHA256 = th
+	}
+	return m.persist()
+}
+
+func (m *mirror) logSeries(ctx context.Context, r *Record) error {
+	st := r.MLflow
 	if st.MetricsSent > len(r.Metrics) {
 		st.MetricsSent = len(r.Metrics)
 	}
 	pending := r.Metrics[st.MetricsSent:]
+	if len(pending) == 0 {
+		return nil
+	}
 	metrics := make([]WireMetric, 0, len(pending))
 	for _, p := range pending {
 		metrics = append(metrics, WireMetric{Key: CleanKey(p.Name), Value: p.Value, Timestamp: p.Timestamp.UnixMilli(), Step: p.Step})
 	}
-	// Final metrics go after the series (their own request when the series
-	// is done), so the metrics cursor stays a plain prefix count.
+	err := m.c.LogBatch(ctx, st.RunID, metrics, nil, nil, func(c BatchCounts) {
+		// Metrics append in MLflow: remember each accepted request at once,
+		// so a later failure never makes a sync send a point twice.
+		st.MetricsSent += c.Metrics
+		m.sent.Metrics += c.Metrics
+		_ = m.persist() // the persist below reports a failure
+	})
+	if err != nil {
+		return err
+	}
+	return m.persist()
+}
+
+func (m *mirror) logFinal(ctx context.Context, r *Record) error {
+	st := r.MLflow
 	var final []WireMetric
-	finalKeys := map[string]Float{}
+	values := map[string]Float{}
 	ts := m.now() // as MLflow's log_metric stamps a value: when it is logged
 	for _, k := range sortedKeys(r.FinalMetrics) {
 		v := r.FinalMetrics[k]
@@ -242,46 +297,22 @@ func (m *mirror) logData(ctx context.Context, r *Record) error {
 			continue
 		}
 		final = append(final, WireMetric{Key: CleanKey(k), Value: v, Timestamp: ts.UnixMilli(), Step: 0})
-		finalKeys[k] = v
+		values[k] = v
 	}
-	if len(params)+len(tags)+len(metrics) > 0 {
-		left := BatchCounts{Params: len(params), Tags: len(tags)}
-		err := m.c.LogBatch(ctx, st.RunID, metrics, params, tags, func(c BatchCounts) {
-			st.MetricsSent += c.Metrics
-			m.sent.Metrics += c.Metrics
-			m.sent.Params += c.Params
-			m.sent.Tags += c.Tags
-			left.Params -= c.Params
-			left.Tags -= c.Tags
-			if left.Params == 0 && params != nil {
-				st.ParamsSHA256 = ph
-			}
-			if left.Tags == 0 && tags != nil {
-				st.TagsSHA256 = th
-			}
-			_ = m.persist() // best effort between chunks; the final persist reports errors
-		})
-		if err != nil {
-			return err
-		}
-		if err := m.persist(); err != nil {
-			return err
-		}
+	if len(final) == 0 {
+		return nil
 	}
-	if len(final) > 0 {
-		if err := m.c.LogBatch(ctx, st.RunID, final, nil, nil, nil); err != nil {
-			return err
-		}
-		if st.FinalSent == nil {
-			st.FinalSent = map[string]Float{}
-		}
-		for k, v := range finalKeys {
-			st.FinalSent[k] = v
-		}
-		m.sent.Metrics += len(final)
-		return m.persist()
+	if err := m.c.LogBatch(ctx, st.RunID, final, nil, nil, nil); err != nil {
+		return err
 	}
-	return nil
+	if st.FinalSent == nil {
+		st.FinalSent = map[string]Float{}
+	}
+	for k, v := range values {
+		st.FinalSent[k] = v
+	}
+	m.sent.Metrics += len(final)
+	return m.persist()
 }
 
 func sortedKeys[V any](m map[string]V) []string {

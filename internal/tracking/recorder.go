@@ -58,6 +58,8 @@ type Recorder struct {
 	now    func() time.Time
 	mirror *mirror // nil when tracking is off
 	down   bool    // the mirror failed: local only from now on
+	// refused is the last error of a step the server refused (warned once).
+	refused string
 }
 
 // StartRun creates the run directory and its run.json (status running) and,
@@ -216,6 +218,16 @@ func (r *Recorder) syncLocked(ctx context.Context) {
 	}
 	if ctx.Err() != nil {
 		return // cancelled: EndRun tries again with a fresh context
+	}
+	if !stopsSync(err) && r.rec.MLflow.RunID != "" {
+		// The server refused something (recorded in run.json); it is
+		// reachable and the run exists, so keep mirroring the rest. Warn
+		// once per message.
+		if msg := err.Error(); msg != r.refused {
+			r.refused = msg
+			r.log.Warn("tracking: the MLflow server refused part of the run; it stays in the local record", "error", msg)
+		}
+		return
 	}
 	r.down = true
 	r.log.Warn("tracking: MLflow mirror failed; the run continues and is recorded locally. Replay it later with: modax-ml tracking sync "+r.dir,

@@ -227,7 +227,9 @@ func (s *Server) Runs() []*Run {
 	for _, r := range s.runs {
 		out = append(out, r.clone())
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].StartTime < out[j].StartTime || (out[i].StartTime == out[j].StartTime && out[i].ID < out[j].ID) })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].StartTime < out[j].StartTime || (out[i].StartTime == out[j].StartTime && out[i].ID < out[j].ID)
+	})
 	return out
 }
 
