@@ -139,13 +139,15 @@ func CleanKey(name string) string {
 	if name == "" {
 		name = "_"
 	}
+	name = truncate(name, MaxKeyLength)
 	if pathNotUnique(name) {
+		// One component, and no leading "." or "..": same length, unique.
 		name = strings.ReplaceAll(name, "/", "_")
 		if name == "." || strings.HasPrefix(name, "..") {
-			name = "_" + name
+			name = "_" + name[1:]
 		}
 	}
-	return truncate(name, MaxKeyLength)
+	return name
 }
 
 // pathNotUnique mirrors MLflow's check that a name used as a file path does
