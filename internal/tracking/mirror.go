@@ -58,17 +58,18 @@ func (m *mirror) persist() error {
 // (4xx) are reported and the later steps still run; an unreachable server
 // stops the sync at once. r.MLflow is updated as steps succeed.
 func (m *mirror) sync(ctx context.Context, r *Record) error {
+	r.switchServer(RedactURI(m.cfg.Base.String()))
 	st := r.MLflow
-	base := RedactURI(m.cfg.Base.String())
-	if st.TrackingURI != base {
-		// Another server (or never synced): start from nothing there.
-		*st = MLflowState{TrackingURI: base}
-	}
+	base := st.TrackingURI
+	before := m.sent
 	err := m.steps(ctx, r)
 	if st.RunID != "" && runMissing(err) {
 		m.log.Warn("tracking: the MLflow run of this record no longer exists on the server; creating a new one", "mlflow_run_id", st.RunID)
 		*st = MLflowState{TrackingURI: base}
 		err = m.steps(ctx, r)
+	}
+	if err == nil && m.sent == before && st.LastError == "" && st.LastSync != nil {
+		return nil // nothing was due: leave run.json alone
 	}
 	now := m.now().UTC()
 	st.LastSync = &now
@@ -80,6 +81,27 @@ func (m *mirror) sync(ctx context.Context, r *Record) error {
 		err = perr
 	}
 	return err
+}
+
+// switchServer makes r.MLflow the state for the server base: the current
+// one, one synced before (kept in MLflowPrevious), or a new one.
+func (r *Record) switchServer(base string) {
+	if r.MLflow != nil && r.MLflow.TrackingURI == base {
+		return
+	}
+	next := &MLflowState{TrackingURI: base}
+	var keep []*MLflowState
+	for _, p := range r.MLflowPrevious {
+		if p.TrackingURI == base {
+			next = p
+		} else {
+			keep = append(keep, p)
+		}
+	}
+	if r.MLflow != nil && r.MLflow.RunID != "" {
+		keep = append(keep, r.MLflow)
+	}
+	r.MLflow, r.MLflowPrevious = next, keep
 }
 
 // runMissing reports whether err says the MLflow run is gone (deleted on the

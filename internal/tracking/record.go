@@ -80,6 +80,12 @@ type Record struct {
 	Artifacts    []Artifact       `json:"artifacts,omitempty"`
 	// MLflow is the state of the mirror; absent when tracking is off.
 	MLflow *MLflowState `json:"mlflow,omitempty"`
+	// MLflowPrevious keeps the state on other servers the run was synced to
+	// before, so syncing back to one of them continues there.
+	MLflowPrevious []*MLflowState `json:"mlflow_previous,omitempty"`
+
+	// Dir is the directory the record was loaded from (not stored).
+	Dir string `json:"-"`
 }
 
 // Git is the state of the source repository.
@@ -253,6 +259,7 @@ func Load(dir string) (*Record, error) {
 	if r.RunID == "" {
 		return nil, fmt.Errorf("read run record %s: no run_id", path)
 	}
+	r.Dir = dir
 	return &r, nil
 }
 

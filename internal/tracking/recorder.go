@@ -265,7 +265,7 @@ func (r *Recorder) SetTags(ctx context.Context, tags map[string]string) error {
 // (files with an empty SHA256 are hashed). A stage that ran before in this
 // run (resume, retry) is replaced.
 func (r *Recorder) StageStarted(ctx context.Context, name, reason string, inputs []File) error {
-	in, err := fillFiles(inputs)
+	in, err := r.files(inputs)
 	if err != nil {
 		return fmt.Errorf("tracking: stage %s: %w", name, err)
 	}
@@ -279,11 +279,11 @@ func (r *Recorder) StageStarted(ctx context.Context, name, reason string, inputs
 // StageSkipped records a stage that did not run, and why ("cached: inputs,
 // options and tool version unchanged"), with the outputs it would have made.
 func (r *Recorder) StageSkipped(ctx context.Context, name, reason string, inputs, outputs []File) error {
-	in, err := fillFiles(inputs)
+	in, err := r.files(inputs)
 	if err != nil {
 		return fmt.Errorf("tracking: stage %s: %w", name, err)
 	}
-	out, err := fillFiles(outputs)
+	out, err := r.files(outputs)
 	if err != nil {
 		return fmt.Errorf("tracking: stage %s: %w", name, err)
 	}
@@ -299,7 +299,7 @@ func (r *Recorder) StageFinished(ctx context.Context, name string, outputs []Fil
 	var out []File
 	if stageErr == nil {
 		var err error
-		if out, err = fillFiles(outputs); err != nil {
+		if out, err = r.files(outputs); err != nil {
 			return fmt.Errorf("tracking: stage %s: %w", name, err)
 		}
 	}
@@ -470,6 +470,21 @@ func (r *Recorder) EndRun(ctx context.Context, runErr error) error {
 		}
 		return nil
 	})
+}
+
+// files hashes files as fillFiles does and writes their paths relative to
+// the run directory when they are inside it (so a moved run dir stays valid).
+func (r *Recorder) files(files []File) ([]File, error) {
+	out, err := fillFiles(files)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if !strings.Contains(out[i].Path, "://") {
+			out[i].Path = runRelative(r.dir, out[i].Path)
+		}
+	}
+	return out, nil
 }
 
 // fillFiles hashes the files whose SHA256 is empty and sets their sizes.

@@ -441,6 +441,16 @@ func TestSyncToAnotherServerAndDeletedRun(t *testing.T) {
 	if len(b.Model("rul_predictor").Versions) != 2 || len(a.Runs()) != 1 {
 		t.Errorf("b versions %d, a runs %d", len(b.Model("rul_predictor").Versions), len(a.Runs()))
 	}
+	// Back to a: its state was kept, so only the new tag goes there.
+	a.ResetRequests()
+	res3, err := Sync(ctx, nil, dir, SyncOptions{Tracking: trackingTo(a.URL), Getenv: noEnv})
+	if err != nil || res3.Sent != (SyncCounts{Tags: 2}) || len(a.Runs()) != 1 || a.Runs()[0].Tags["late"] != "tag" {
+		t.Errorf("sync back to a: %v, sent %+v, %d runs", err, res3.Sent, len(a.Runs()))
+	}
+	rec, _ = Load(dir)
+	if rec.MLflow.TrackingURI != a.URL || len(rec.MLflowPrevious) != 1 || rec.MLflowPrevious[0].RunID != res2.MLflowRunID {
+		t.Errorf("states: current %+v previous %+v", rec.MLflow, rec.MLflowPrevious)
+	}
 }
 
 func TestSyncRefusals(t *testing.T) {

@@ -68,9 +68,6 @@ func Sync(ctx context.Context, log *slog.Logger, dir string, opts SyncOptions) (
 	if rec.Status == StatusRunning && !opts.AllowRunning {
 		return nil, fmt.Errorf("%w: tracking sync: run %s is still marked running (its process may still write %s); use --allow-running if it was killed", exitcode.ErrUsage, rec.RunID, RecordFile)
 	}
-	if rec.MLflow == nil {
-		rec.MLflow = &MLflowState{}
-	}
 	m := &mirror{c: NewClient(cfg, log), cfg: cfg, log: log, dir: dir, now: func() time.Time { return now().UTC() },
 		save: func() error { return rec.Save(dir) }}
 	err = m.sync(ctx, rec)
