@@ -192,10 +192,9 @@ func printRun(w io.Writer, r *tracking.Record, dir string, withParams bool) erro
 		}
 		fmt.Fprintf(tw, "deploy\t%s\n", s)
 	}
-	switch m := r.MLflow; {
-	case m == nil:
+	if m := r.MLflow; m == nil {
 		fmt.Fprintf(tw, "mlflow\toff (local record only)\n")
-	default:
+	} else {
 		state := r.TrackingState()
 		if m.RunID != "" {
 			fmt.Fprintf(tw, "mlflow\t%s: run %s, experiment %s at %s\n", state, m.RunID, m.ExperimentID, m.TrackingURI)

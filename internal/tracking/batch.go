@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -62,12 +63,17 @@ func SplitBatch(runID string, metrics []WireMetric, params, tags []KV, lim Batch
 		}
 		items = append(items, item{1, b})
 	}
+	keys := map[string][]byte{} // a series repeats its key: encode it once
 	for _, m := range metrics {
-		b, err := json.Marshal(m)
-		if err != nil {
-			return nil, err
+		k, ok := keys[m.Key]
+		if !ok {
+			var err error
+			if k, err = json.Marshal(m.Key); err != nil {
+				return nil, err
+			}
+			keys[m.Key] = k
 		}
-		items = append(items, item{2, b})
+		items = append(items, item{2, appendMetric(make([]byte, 0, 64+len(k)), k, m)})
 	}
 	idJSON, err := json.Marshal(runID)
 	if err != nil {
@@ -115,6 +121,19 @@ func SplitBatch(runID string, metrics []WireMetric, params, tags []KV, lim Batch
 	}
 	flush()
 	return chunks, nil
+}
+
+// appendMetric encodes m as json.Marshal would, with its key pre-encoded.
+func appendMetric(b, key []byte, m WireMetric) []byte {
+	b = append(b, `{"key":`...)
+	b = append(b, key...)
+	b = append(b, `,"value":`...)
+	b = appendFloat(b, float64(m.Value))
+	b = append(b, `,"timestamp":`...)
+	b = strconv.AppendInt(b, m.Timestamp, 10)
+	b = append(b, `,"step":`...)
+	b = strconv.AppendInt(b, m.Step, 10)
+	return append(b, '}')
 }
 
 // validKey is MLflow's rule for metric, param and tag names: alphanumerics,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"regexp"
 	"strings"
@@ -57,6 +58,19 @@ func TestSplitBatchProperties(t *testing.T) {
 		}
 		if fmt.Sprint(gotM) != fmt.Sprint(ms) || fmt.Sprint(gotP) != fmt.Sprint(ps) || fmt.Sprint(gotT) != fmt.Sprint(ts) {
 			t.Fatalf("trial %d: the chunks do not carry the input in order", trial)
+		}
+	}
+}
+
+func TestAppendMetricMatchesJSON(t *testing.T) {
+	for _, m := range []WireMetric{{Key: "a<b", Value: 0.1, Timestamp: 1740830400000, Step: -3}, {Key: "x", Value: Float(math.NaN())}, {Key: "é\"", Value: Float(math.Inf(-1)), Step: 1 << 40}} {
+		want, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, _ := json.Marshal(m.Key)
+		if got := appendMetric(nil, k, m); !bytes.Equal(got, want) {
+			t.Errorf("appendMetric = %s, json.Marshal = %s", got, want)
 		}
 	}
 }

@@ -531,7 +531,7 @@ func TestRefusedStepDoesNotStopOthers(t *testing.T) {
 
 func TestFloatJSON(t *testing.T) {
 	a, b := 0.1, 0.2
-	for _, v := range []float64{a + b, math.NaN(), math.Inf(1), math.Inf(-1), -0.0, 1e21, 5e-324} {
+	for _, v := range []float64{a + b, math.NaN(), math.Inf(1), math.Inf(-1), math.Copysign(0, -1), 1e21, 5e-324} {
 		js, err := Float(v).MarshalJSON()
 		if err != nil {
 			t.Fatal(err)
