@@ -548,3 +548,37 @@ func TestFloatJSON(t *testing.T) {
 		t.Errorf("0.1+0.2 = %s", js)
 	}
 }
+
+func TestRecorderConcurrentUse(t *testing.T) {
+	noBackoff(t)
+	srv := mlflowtest.New()
+	defer srv.Close()
+	dir := filepath.Join(t.TempDir(), "r12")
+	ctx := context.Background()
+	r, err := StartRun(ctx, testEnv("r12", nil), Options{Dir: dir, Tracking: trackingTo(srv.URL), Getenv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 10 {
+				if err := r.LogStep(ctx, int64(g*10+i), time.Time{}, map[string]float64{fmt.Sprintf("m%d", g): float64(i)}); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	_ = r.EndRun(ctx, nil)
+	rec, err := Load(dir)
+	if err != nil || len(rec.Metrics) != 40 || rec.MLflow.MetricsSent != 40 {
+		t.Fatalf("record: %v, %d metrics, %d sent", err, len(rec.Metrics), rec.MLflow.MetricsSent)
+	}
+	run := srv.Run(rec.MLflow.RunID)
+	for g := range 4 {
+		if pts := run.Metrics[fmt.Sprintf("m%d", g)]; len(pts) != 10 {
+			t.Errorf("m%d: %d points on the server", g, len(pts))
+		}
+	}
+}
