@@ -199,9 +199,10 @@ func (c *Client) do(ctx context.Context, req request, out any) error {
 			return fmt.Errorf("mlflow %s %s: %w", req.method, req.path, context.Cause(ctx))
 		}
 		var ae *APIError
+		var ue *url.Error
 		isAPI := errors.As(err, &ae)
-		if isAPI && !retryableStatus(ae.StatusCode) {
-			return err
+		if (isAPI && !retryableStatus(ae.StatusCode)) || (!isAPI && !errors.As(err, &ue)) {
+			return err // refused, or a local error (a file to upload is missing)
 		}
 		if attempt >= c.maxRetries {
 			if attempt > 0 {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -387,6 +388,17 @@ func TestRetryNetworkError(t *testing.T) {
 	}
 	if srv.Dropped() != 2 || sleeps != 2 {
 		t.Errorf("dropped %d connections, slept %d times; want 2, 2", srv.Dropped(), sleeps)
+	}
+}
+
+func TestLocalErrorIsNotRetried(t *testing.T) {
+	srv := mlflowtest.New()
+	defer srv.Close()
+	c, slept := testClient(t, srv, nil, 5)
+	run := newRun(t, c)
+	err := c.UploadArtifact(context.Background(), run.ArtifactURI, "missing.bin", filepath.Join(t.TempDir(), "missing.bin"))
+	if err == nil || len(*slept) != 0 {
+		t.Errorf("upload of a missing file: %v, %d retries", err, len(*slept))
 	}
 }
 

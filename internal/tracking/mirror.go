@@ -293,7 +293,11 @@ func (m *mirror) logSeries(ctx context.Context, r *Record) error {
 	}
 	metrics := make([]WireMetric, 0, len(pending))
 	for _, p := range pending {
-		metrics = append(metrics, WireMetric{Key: CleanKey(p.Name), Value: p.Value, Timestamp: p.Timestamp.UnixMilli(), Step: p.Step})
+		ts := p.Timestamp
+		if ts.IsZero() { // a hand-made record without timestamps
+			ts = r.StartTime
+		}
+		metrics = append(metrics, WireMetric{Key: CleanKey(p.Name), Value: p.Value, Timestamp: ts.UnixMilli(), Step: p.Step})
 	}
 	err := m.c.LogBatch(ctx, st.RunID, metrics, nil, nil, func(c BatchCounts) {
 		// Metrics append in MLflow: remember each accepted request at once,
