@@ -26,6 +26,19 @@ type Config struct {
 	DB     pg.Config `yaml:"db"`
 
 	Tracking tracking.Config `yaml:"tracking"`
+	Pipeline Pipeline        `yaml:"pipeline"`
+}
+
+// Pipeline configures `pipeline run` (the stages have their own sections).
+type Pipeline struct {
+	// Name is the run's name (MLflow's run name); default the run id.
+	Name string `yaml:"name"`
+	// Cache reuses the outputs of a stage whose options, inputs and tool
+	// version are unchanged (false: every stage runs).
+	Cache bool `yaml:"cache"`
+	// CacheDir is the content-addressed store of stage outputs, relative to
+	// the working directory.
+	CacheDir string `yaml:"cache_dir"`
 }
 
 // Log configures logging.
@@ -44,6 +57,7 @@ func Default() Config {
 		DB:     pg.DefaultConfig(),
 
 		Tracking: tracking.DefaultConfig(),
+		Pipeline: Pipeline{Cache: true, CacheDir: ".modax/cache"},
 	}
 }
 
