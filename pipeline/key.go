@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/modax/modax-ml/internal/cache"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/version"
@@ -44,10 +46,20 @@ func Key(stage string, options json.RawMessage, inputs []cache.Input, tool strin
 	return hex.EncodeToString(h[:])
 }
 
-// KeyOptions renders a stage's options as the JSON that is hashed: paths in
-// runDir written as $RUN/<name>.
+// KeyOptions renders a stage's options as the JSON that is hashed: keyed as
+// in the YAML config (so a changed option is named as the user knows it),
+// with paths in runDir written as $RUN/<name>. Fields the YAML form omits
+// (yaml:"-") are not hashed.
 func KeyOptions(opts any, runDir string) (json.RawMessage, error) {
-	b, err := json.Marshal(opts)
+	y, err := yaml.Marshal(opts)
+	if err != nil {
+		return nil, fmt.Errorf("options: %w", err)
+	}
+	var v any
+	if err := yaml.Unmarshal(y, &v); err != nil {
+		return nil, fmt.Errorf("options: %w", err)
+	}
+	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("options: %w", err)
 	}

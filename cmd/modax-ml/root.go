@@ -28,6 +28,11 @@ import (
 // keyAnnotation marks a flag with the config key it sets.
 const keyAnnotation = "modax.key"
 
+// defaultConfigAnnotation on a command holds the YAML config used when no
+// --config (or MODAX_CONFIG) is given: `pipeline run` with no config runs the
+// built-in default (examples/default.yaml).
+const defaultConfigAnnotation = "modax.default_config"
+
 // app is the state of one CLI invocation: streams, the loaded config and the
 // logger. Commands read plain Go values from it.
 type app struct {
@@ -109,6 +114,8 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 		newVersionCmd(a),
 		newRunsCmd(a),
 		newTrackingCmd(a),
+		newPipelineCmd(a),
+		newCacheCmd(a),
 	)
 	return root
 }
@@ -153,6 +160,11 @@ func (a *app) load(cmd *cobra.Command) error {
 		v.SetConfigType("yaml")
 		if err := v.ReadInConfig(); err != nil {
 			return fmt.Errorf("%w: config %s: %w", exitcode.ErrUsage, path, err)
+		}
+	} else if def, ok := cmd.Annotations[defaultConfigAnnotation]; ok {
+		v.SetConfigType("yaml")
+		if err := v.ReadConfig(strings.NewReader(def)); err != nil {
+			return fmt.Errorf("built-in default config: %w", err)
 		}
 	}
 	var bindErr error
