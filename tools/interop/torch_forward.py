@@ -1,6 +1,6 @@
 """PyTorch oracle for model.Params.Forward.
 
-usage: forward_torch.py model.safetensors x.f32 B T out.f32
+usage: torch_forward.py model.safetensors x.f32 B T out.f32
 
 Builds the design's LSTMRULPredictor (or the ridge nn.Linear) from the
 checkpoint's architecture metadata, loads the state_dict strictly from the
