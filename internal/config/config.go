@@ -9,6 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/modax/modax-ml/export"
 	"github.com/modax/modax-ml/internal/pg"
 )
 
@@ -23,6 +24,8 @@ type Config struct {
 	Output string    `yaml:"output"`
 	Quiet  bool      `yaml:"quiet"`
 	DB     pg.Config `yaml:"db"`
+
+	Export export.Options `yaml:"export"`
 }
 
 // Log configures logging.
@@ -39,6 +42,8 @@ func Default() Config {
 		Log:    Log{Format: "auto", Level: "info"},
 		Output: "text",
 		DB:     pg.DefaultConfig(),
+
+		Export: export.DefaultOptions(),
 	}
 }
 
