@@ -124,7 +124,7 @@ func (e *MismatchError) Error() string {
 	if e.Check.Seq > 0 {
 		seq = fmt.Sprintf(", seq %d", e.Check.Seq)
 	}
-	return fmt.Sprintf("validation failed at batch %d%s: %s: onnx %.7g, native %.7g, |diff| %.3g > tolerance %.3g",
+	return fmt.Sprintf("validation failed at batch %d%s: %s: onnx %.9g, native %.9g, |diff| %.3g > tolerance %.3g",
 		e.Check.Batch, seq, e.Where, e.ONNX, e.Native, e.Abs, e.Tol)
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/modax/modax-ml/deploy"
 	"github.com/modax/modax-ml/export"
 	"github.com/modax/modax-ml/internal/pg"
 )
@@ -26,6 +27,7 @@ type Config struct {
 	DB     pg.Config `yaml:"db"`
 
 	Export export.Options `yaml:"export"`
+	Deploy deploy.Options `yaml:"deploy"`
 }
 
 // Log configures logging.
@@ -44,6 +46,7 @@ func Default() Config {
 		DB:     pg.DefaultConfig(),
 
 		Export: export.DefaultOptions(),
+		Deploy: deploy.DefaultOptions(),
 	}
 }
 
