@@ -154,6 +154,7 @@ func TestCrashDuringRollbackAndPrune(t *testing.T) {
 	ctx := context.Background()
 	cs := []fixture.Files{candidateDir(t, 61, 5), candidateDir(t, 62, 5), candidateDir(t, 63, 5), candidateDir(t, 64, 5)}
 	setup := func(t *testing.T, n int) string {
+		t.Helper()
 		models := filepath.Join(t.TempDir(), "models")
 		for _, c := range cs[:n] {
 			if _, err := Run(ctx, env(), opts(models, c)); err != nil {

@@ -140,8 +140,11 @@ func readMetadata(path string) (*Metadata, error) {
 		return nil, err
 	}
 	var m Metadata
-	if err := json.Unmarshal(b, &m); err != nil || m.Schema != MetadataSchema {
-		return nil, fmt.Errorf("%s is not a model_metadata.json (%v)", path, err)
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%s is not a model_metadata.json: %w", path, err)
+	}
+	if m.Schema != MetadataSchema {
+		return nil, fmt.Errorf("%s is not a model_metadata.json (schema %q, want %q)", path, m.Schema, MetadataSchema)
 	}
 	return &m, nil
 }

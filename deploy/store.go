@@ -422,8 +422,11 @@ func (s *store) history() (*History, error) {
 		return nil, fmt.Errorf("models dir: %w", err)
 	}
 	var h History
-	if err := json.Unmarshal(b, &h); err != nil || h.Schema != historySchema {
-		return nil, fmt.Errorf("models dir: %s is corrupt (%v): fix or remove it (the versions and the current link are intact)", s.path(historyFile), err)
+	if err := json.Unmarshal(b, &h); err != nil {
+		return nil, fmt.Errorf("models dir: %s is corrupt: fix or remove it (the versions and the current link are intact): %w", s.path(historyFile), err)
+	}
+	if h.Schema != historySchema {
+		return nil, fmt.Errorf("models dir: %s has schema %q, want %q", s.path(historyFile), h.Schema, historySchema)
 	}
 	return &h, nil
 }

@@ -84,7 +84,7 @@ func printExport(w io.Writer, r *export.Result) error {
 		if c.Seq > 0 {
 			seq = fmt.Sprintf(" seq %d", c.Seq)
 		}
-		fmt.Fprintf(&b, "  batch %d%s: max |diff| %.3g (worst %.1f%% of tolerance) in %.2fs\n", c.Batch, seq, c.MaxAbs, 100*c.Worst, c.Seconds)
+		fmt.Fprintf(&b, "  batch %d%s: max |diff| %.3g (worst element at %.2g%% of the tolerance) in %.2fs\n", c.Batch, seq, c.MaxAbs, 100*c.Worst, c.Seconds)
 	}
 	fmt.Fprintf(&b, "done in %.2fs\n", r.Seconds)
 	_, err := io.WriteString(w, b.String())

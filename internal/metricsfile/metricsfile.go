@@ -18,7 +18,7 @@ import (
 // Schema is the value of the "schema" key.
 const Schema = "modax.metrics/v1"
 
-// Metric names a gate can use.
+// Metrics are the metric names a gate can use.
 var Metrics = []string{"mae", "rmse", "score"}
 
 // Ref names a file with its content hash.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -109,20 +110,12 @@ func command(t testing.TB, name string, args ...string) []byte {
 	if err != nil {
 		msg := ""
 		var ee *exec.ExitError
-		if ok := asExit(err, &ee); ok {
+		if errors.As(err, &ee) {
 			msg = string(ee.Stderr)
 		}
 		t.Fatalf("%s %s: %v\n%s%s", filepath.Base(name), strings.Join(args, " "), err, out, msg)
 	}
 	return out
-}
-
-func asExit(err error, ee **exec.ExitError) bool {
-	e, ok := err.(*exec.ExitError) //nolint:errorlint // exec returns it unwrapped
-	if ok {
-		*ee = e
-	}
-	return ok
 }
 
 type checkReport struct {
