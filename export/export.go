@@ -280,13 +280,13 @@ func embedMetrics(env *runenv.Env, opts Options, ckSHA string, props map[string]
 	return nil
 }
 
-// valData are the validation inputs: n rows of raw values (the ONNX input
-// with the scaler embedded) and the same rows scaled by the checkpoint's
-// scaler (the native input), with a description of each row.
+// valData are the validation inputs: n rows for the ONNX model (raw values
+// when the scaler is embedded) and the same rows for the native forward
+// pass (scaled by the checkpoint's scaler), with a description of each row.
 type valData struct {
 	source, split string
 	n, t, f       int
-	raw, scaled   []float32
+	onnx, native  []float32
 	where         func(i int) string
 }
 
@@ -324,12 +324,21 @@ func loadValidation(ctx context.Context, env *runenv.Env, opts Options, ck *mode
 			env.Log.Warn("validation split is empty; validating on the first rows of every split", "split", opts.ValidateSplit, "stats", opts.Stats)
 			split = "all"
 		}
+		// Stats are raw: the native input needs the checkpoint's scaler even
+		// when the export leaves it out.
+		if err := onnxmodel.CheckScaler(sc, in.Features, ""); err != nil {
+			return nil, fmt.Errorf("export: cannot validate on the raw rows of %s: %w", opts.Stats, err)
+		}
 		F := len(in.Features)
 		v := &valData{source: opts.Stats, split: split, n: rows.Len(), t: 1, f: F,
-			raw: make([]float32, len(rows.X)), scaled: make([]float32, len(rows.X))}
+			onnx: make([]float32, len(rows.X)), native: make([]float32, len(rows.X))}
 		for i, x := range rows.X {
-			v.raw[i] = float32(x)
-			v.scaled[i] = float32(scale(i%F, float64(v.raw[i])))
+			raw := float32(x)
+			v.native[i] = float32(scale(i%F, float64(raw)))
+			v.onnx[i] = raw
+			if opts.NoScaler {
+				v.onnx[i] = v.native[i]
+			}
 		}
 		v.where = func(i int) string {
 			return fmt.Sprintf("row %d (device %s, window_end %s)", i, rows.Device[i], time.UnixMicro(rows.End[i]).UTC().Format(time.RFC3339))
@@ -358,19 +367,28 @@ func loadValidation(ctx context.Context, env *runenv.Env, opts Options, ck *mode
 			return nil, err
 		}
 		F := ws.F
-		wsc := ws.Meta.Scaler
-		v := &valData{source: opts.Windows, split: split, n: ws.Len(), t: ws.T, f: F,
-			raw: make([]float32, len(ws.X)), scaled: make([]float32, len(ws.X))}
-		for i, x := range ws.X {
-			j := i % F
-			// windows.parquet stores scaled values: undo the windows' scaler
-			// to get the raw sensor values the ONNX model takes.
-			r := float64(x)
-			if wsc.Kind != "none" {
-				r = wsc.Invert(j, r)
+		v := &valData{source: opts.Windows, split: split, n: ws.Len(), t: ws.T, f: F}
+		if opts.NoScaler {
+			// The bare network takes what windows.parquet stores.
+			v.onnx, v.native = ws.X, ws.X
+		} else {
+			// windows.parquet stores scaled values: undo the windows' scaler to
+			// get the raw sensor values the ONNX model takes, and scale them
+			// again with the checkpoint's for the native pass.
+			wsc := ws.Meta.Scaler
+			if err := onnxmodel.CheckScaler(wsc, ws.Meta.Features, ws.FileMeta[dataset.MetaScaler]); err != nil {
+				return nil, fmt.Errorf("export: cannot recover raw values from %s: %w", opts.Windows, err)
 			}
-			v.raw[i] = float32(r)
-			v.scaled[i] = float32(scale(j, float64(v.raw[i])))
+			v.onnx, v.native = make([]float32, len(ws.X)), make([]float32, len(ws.X))
+			for i, x := range ws.X {
+				j := i % F
+				r := float64(x)
+				if wsc.Kind != "none" {
+					r = wsc.Invert(j, r)
+				}
+				v.onnx[i] = float32(r)
+				v.native[i] = float32(scale(j, float64(v.onnx[i])))
+			}
 		}
 		v.where = func(i int) string {
 			return fmt.Sprintf("window %d (device %s, window_end %s)", i, ws.Device[i], time.UnixMicro(ws.End[i]).UTC().Format(time.RFC3339))
@@ -408,10 +426,6 @@ func validate(ctx context.Context, env *runenv.Env, opts Options, ck *model.Chec
 	if err != nil {
 		return out, err
 	}
-	onnxIn := v.raw
-	if opts.NoScaler {
-		onnxIn = v.scaled
-	}
 	type run struct{ b, t int }
 	runs := []run{{1, v.t}, {v.n, v.t}}
 	if v.n == 1 {
@@ -428,7 +442,7 @@ func validate(ctx context.Context, env *runenv.Env, opts Options, ck *model.Chec
 			return out, err
 		}
 		t0 := time.Now()
-		oin, nin := tail(onnxIn, r.b, v.t, r.t, v.f), tail(v.scaled, r.b, v.t, r.t, v.f)
+		oin, nin := tail(v.onnx, r.b, v.t, r.t, v.f), tail(v.native, r.b, v.t, r.t, v.f)
 		shape := []int{r.b, r.t, v.f}
 		if !lstm {
 			shape = []int{r.b, v.f}

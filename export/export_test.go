@@ -162,6 +162,10 @@ func TestExportBadInput(t *testing.T) {
 	if err := model.Save(condPath, cond); err != nil {
 		t.Fatal(err)
 	}
+	condWindows := filepath.Join(dir, "cond.parquet")
+	if err := fixture.WriteWindows(condWindows, cond, 5, 1); err != nil {
+		t.Fatal(err)
+	}
 
 	// Windows of other features and of another length.
 	wrongFeat := fixture.Checkpoint(model.Arch{Type: model.TypeLSTM, InputSize: 3, Hidden: 4, Layers: 1, FC: 2}, 20, 6)
@@ -190,6 +194,7 @@ func TestExportBadInput(t *testing.T) {
 	}{
 		{"metrics of another model", func(o *Options) { o.Metrics = otherMetrics }, "belong to another model", exitcode.Error},
 		{"per-condition scaler", func(o *Options) { o.Model = condPath }, "--no-scaler", exitcode.Error},
+		{"per-condition windows", func(o *Options) { o.Windows = condWindows }, "cannot recover raw values", exitcode.Error},
 		{"other features", func(o *Options) { o.Windows = wrongFeatPath }, "features", exitcode.Error},
 		{"other window", func(o *Options) { o.Windows = wrongLenPath }, "trained on 20", exitcode.Error},
 		{"truncated checkpoint", func(o *Options) { o.Model = trunc }, "trunc.safetensors", exitcode.Error},
@@ -209,10 +214,12 @@ func TestExportBadInput(t *testing.T) {
 			}
 		})
 	}
-	// The per-condition checkpoint exports without its scaler.
-	o.Model, o.NoScaler, o.Metrics = condPath, true, ""
-	if _, err := Run(ctx, runenv.Test(), o); err != nil {
-		t.Errorf("--no-scaler export of a per-condition checkpoint: %v", err)
+	// The per-condition checkpoint exports without its scaler, validated on
+	// the scaled windows as they are.
+	o.Model, o.Windows, o.NoScaler, o.Metrics = condPath, condWindows, true, ""
+	res, err := Run(ctx, runenv.Test(), o)
+	if err != nil || res.ScalerEmbedded || len(res.Validation.Checks) != 2 {
+		t.Errorf("--no-scaler export of a per-condition checkpoint: %+v %v", res, err)
 	}
 }
 
