@@ -189,6 +189,7 @@ func TestInterop(t *testing.T) {
 		{"ridge-opset11", model.Arch{Type: model.TypeRidge, InputSize: 7}, BuildOptions{Opset: 11}, 1, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // mostly waiting for Python and Node
 			dir := t.TempDir()
 			ck := testCheckpoint(t, tc.arch, tc.T, 5)
 			ckpt := filepath.Join(dir, "model.safetensors")
@@ -298,6 +299,7 @@ func TestInteropWrongGateOrder(t *testing.T) {
 	arch := model.Arch{Type: model.TypeLSTM, InputSize: 5, Hidden: 16, Layers: 2, FC: 8}
 	for _, perm := range [][4]int{{0, 1, 2, 3}, {0, 3, 2, 1}} {
 		t.Run(fmt.Sprint(perm), func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
 			ck := testCheckpoint(t, arch, 12, 5)
 			ckpt := filepath.Join(dir, "model.safetensors")
