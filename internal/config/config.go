@@ -12,6 +12,7 @@ import (
 	"github.com/modax/modax-ml/deploy"
 	"github.com/modax/modax-ml/export"
 	"github.com/modax/modax-ml/internal/pg"
+	"github.com/modax/modax-ml/internal/tracking"
 )
 
 // Config is the whole configuration. Each stage's section is that stage's
@@ -26,8 +27,9 @@ type Config struct {
 	Quiet  bool      `yaml:"quiet"`
 	DB     pg.Config `yaml:"db"`
 
-	Export export.Options `yaml:"export"`
-	Deploy deploy.Options `yaml:"deploy"`
+	Tracking tracking.Config `yaml:"tracking"`
+	Export   export.Options  `yaml:"export"`
+	Deploy   deploy.Options  `yaml:"deploy"`
 }
 
 // Log configures logging.
@@ -45,14 +47,18 @@ func Default() Config {
 		Output: "text",
 		DB:     pg.DefaultConfig(),
 
-		Export: export.DefaultOptions(),
-		Deploy: deploy.DefaultOptions(),
+		Tracking: tracking.DefaultConfig(),
+		Export:   export.DefaultOptions(),
+		Deploy:   deploy.DefaultOptions(),
 	}
 }
 
 // Redacted returns a copy safe to print: secrets hidden.
 func (c Config) Redacted() Config {
 	c.DB.DSN = pg.Redact(c.DB.DSN)
+	if c.Tracking.URI != "" {
+		c.Tracking.URI = tracking.RedactURI(c.Tracking.URI)
+	}
 	return c
 }
 
