@@ -13,14 +13,13 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"runtime"
-	"sync"
 	"time"
 
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/metricsfile"
 	"github.com/modax/modax-ml/internal/model"
+	"github.com/modax/modax-ml/internal/nn"
 	"github.com/modax/modax-ml/internal/onnxmodel"
 	"github.com/modax/modax-ml/internal/runenv"
 )
@@ -451,7 +450,7 @@ func validate(ctx context.Context, env *runenv.Env, opts Options, ck *model.Chec
 		if err != nil {
 			return out, fmt.Errorf("run onnx (batch %d): %w", r.b, err)
 		}
-		want, err := native(ck.Params, nin, r.b, r.t, env.Workers)
+		want, err := native(ck.Params, nin, r.b, env.Workers)
 		if err != nil {
 			return out, err
 		}
@@ -485,33 +484,16 @@ func tail(x []float32, b, T, t, f int) []float32 {
 }
 
 // nativeName is the forward pass the export is compared with.
-const nativeName = "model.Params.Forward (float64 reference)"
+const nativeName = "nn.Predictor (native float32 forward pass)"
 
-// native runs the reference forward pass over b windows, split across
-// workers goroutines.
-func native(p *model.Params, x []float32, b, t, workers int) ([]float32, error) {
-	if workers < 1 {
-		workers = runtime.GOMAXPROCS(0)
-	}
+// native runs the native predictor (the inference path of predict and
+// evaluate) over b windows (it reads the sequence length from len(x)).
+func native(p *model.Params, x []float32, b, workers int) ([]float32, error) {
+	pr := nn.NewPredictor(p, workers)
+	defer pr.Close()
 	out := make([]float32, b)
-	per := (b + workers - 1) / workers
-	row := len(x) / max(b, 1)
-	var wg sync.WaitGroup
-	errs := make([]error, workers)
-	for w := range workers {
-		lo, hi := w*per, min((w+1)*per, b)
-		if lo >= hi {
-			break
-		}
-		wg.Go(func() {
-			y, err := p.Forward(x[lo*row:hi*row], hi-lo, t)
-			if err != nil {
-				errs[w] = err
-				return
-			}
-			copy(out[lo:hi], y)
-		})
+	if err := pr.Predict(x, b, out); err != nil {
+		return nil, fmt.Errorf("native forward pass: %w", err)
 	}
-	wg.Wait()
-	return out, errors.Join(errs...)
+	return out, nil
 }
