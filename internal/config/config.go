@@ -9,6 +9,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/modax/modax-ml/deploy"
+	"github.com/modax/modax-ml/export"
 	"github.com/modax/modax-ml/internal/pg"
 	"github.com/modax/modax-ml/internal/tracking"
 )
@@ -26,6 +28,8 @@ type Config struct {
 	DB     pg.Config `yaml:"db"`
 
 	Tracking tracking.Config `yaml:"tracking"`
+	Export   export.Options  `yaml:"export"`
+	Deploy   deploy.Options  `yaml:"deploy"`
 	Pipeline Pipeline        `yaml:"pipeline"`
 }
 
@@ -57,6 +61,8 @@ func Default() Config {
 		DB:     pg.DefaultConfig(),
 
 		Tracking: tracking.DefaultConfig(),
+		Export:   export.DefaultOptions(),
+		Deploy:   deploy.DefaultOptions(),
 		Pipeline: Pipeline{Cache: true, CacheDir: ".modax/cache"},
 	}
 }
