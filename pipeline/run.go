@@ -47,6 +47,9 @@ type Options struct {
 	// Resume continues the run with this id (or unique prefix, or run
 	// directory) from its first unfinished stage, in its run directory.
 	Resume string
+	// Set are "key=value" overrides applied on top of Config (or, on
+	// resume, of the run's frozen config, which is then rewritten).
+	Set []string
 	// Command is the command line recorded in run.json.
 	Command string
 	// RepoDir is where the git commit is looked up (default ".").
@@ -148,19 +151,10 @@ func NewRunID(now time.Time) string {
 // prepare resolves the run: directories, run id, config (frozen one on
 // resume), stage range, stages. It changes nothing on disk.
 func prepare(env *runenv.Env, opts Options) (*runner, error) {
-	r := &runner{opts: opts, cfg: opts.Config, env: env, log: env.Log, hashes: map[string]string{}, now: env.Now, tool: ToolVersion()}
+	r := &runner{opts: opts, env: env, log: env.Log, hashes: map[string]string{}, now: env.Now, tool: ToolVersion()}
 	if r.now == nil {
 		r.now = time.Now
 	}
-	r.work = opts.Config.Dir
-	if r.work == "" {
-		r.work = "."
-	}
-	runsDir := opts.Config.Tracking.RunsDir
-	if runsDir == "" {
-		runsDir = tracking.DefaultConfig().RunsDir
-	}
-	r.runsDir = Dirs{Work: r.work}.In(runsDir)
 	var err error
 	if r.from, err = stageIndex("--from", orDefault(opts.From, Order[0])); err != nil {
 		return nil, err
@@ -181,6 +175,16 @@ func prepare(env *runenv.Env, opts Options) (*runner, error) {
 	}
 	r.force = opts.Force
 
+	// A new run's config is the given one with --set on top; a resumed
+	// run's is its frozen config.yaml with --set on top.
+	base := opts.Config
+	if opts.Resume == "" {
+		if base, err = config.Set(base, opts.Set...); err != nil {
+			return nil, fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
+		}
+	}
+	r.work = orDefault(base.Dir, ".")
+	r.runsDir = Dirs{Work: r.work}.In(orDefault(base.Tracking.RunsDir, tracking.DefaultConfig().RunsDir))
 	if opts.Resume != "" {
 		dir, err := tracking.Find(r.runsDir, opts.Resume)
 		if err != nil {
@@ -190,13 +194,16 @@ func prepare(env *runenv.Env, opts Options) (*runner, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--resume: %w", err)
 		}
-		cfg, err := LoadFrozen(filepath.Join(dir, ConfigFile), opts.Config)
+		cfg, err := LoadFrozen(filepath.Join(dir, ConfigFile), base)
 		if err != nil {
 			return nil, fmt.Errorf("--resume: %w", err)
 		}
+		if cfg, err = config.Set(cfg, opts.Set...); err != nil {
+			return nil, fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
+		}
 		r.cfg, r.dir, r.runID, r.resume = cfg, dir, rec.RunID, true
 	} else {
-		r.runID = opts.Config.RunID
+		r.cfg, r.runID = base, base.RunID
 		if r.runID == "" {
 			r.runID = NewRunID(r.now())
 		}
@@ -306,7 +313,9 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	stageEnv.Log = slog.New(slog.NewMultiHandler(env.Log.Handler(), slog.NewJSONHandler(logf, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	r.env, r.log = &stageEnv, stageEnv.Log
 
-	if !r.resume {
+	if !r.resume || len(opts.Set) > 0 {
+		// The effective config; on a resume with --set the new one (the
+		// stages whose options changed run again: their keys changed).
 		y, err := r.cfg.Redacted().YAML()
 		if err != nil {
 			return nil, err

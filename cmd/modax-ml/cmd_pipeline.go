@@ -12,8 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modax/modax-ml/examples"
-	"github.com/modax/modax-ml/internal/config"
-	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/tracking"
 	"github.com/modax/modax-ml/pipeline"
 )
@@ -55,8 +53,9 @@ reuse off. "modax-ml cache ls|gc" inspects and prunes the cache.
 --from STAGE starts at STAGE: the stages before it are not run, their outputs
 come from the run directory (with --resume) or the cache. --until STAGE stops
 after it. --resume RUN_ID continues a failed or killed run in its own
-directory with its frozen config, from its first unfinished stage. --dry-run
-prints the plan (what would run, and why) without running anything.
+directory with its frozen config (--set changes it, and config.yaml records
+the change), from its first unfinished stage. --dry-run prints the plan (what
+would run, and why) without running anything.
 
 A lock in the run directory keeps two processes from writing one run; the
 deploy stage's lock keeps two deploys from publishing at once. A model that
@@ -73,16 +72,13 @@ removes its partial files, marks the run killed and exits 130.`,
 		Annotations: map[string]string{defaultConfigAnnotation: string(examples.DefaultYAML)},
 		Args:        cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Set(a.cfg, pf.sets...)
-			if err != nil {
-				return fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
-			}
+			sets := pf.sets
 			if pf.noCache {
-				cfg.Pipeline.Cache = false
+				sets = append(sets, "pipeline.cache=false")
 			}
 			opts := pipeline.Options{
-				Config: cfg, From: pf.from, Until: pf.until, Force: pf.force, Resume: pf.resume,
-				Command: commandLine(), RepoDir: cfg.Dir,
+				Config: a.cfg, Set: sets, From: pf.from, Until: pf.until, Force: pf.force, Resume: pf.resume,
+				Command: commandLine(), RepoDir: a.cfg.Dir,
 			}
 			env := a.env()
 			if pf.dryRun {
