@@ -118,6 +118,7 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 		newTrackingCmd(a),
 		newPipelineCmd(a),
 		newCacheCmd(a),
+		newMonitorCmd(a),
 	)
 	return root
 }

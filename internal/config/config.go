@@ -13,6 +13,7 @@ import (
 	"github.com/modax/modax-ml/export"
 	"github.com/modax/modax-ml/internal/pg"
 	"github.com/modax/modax-ml/internal/tracking"
+	"github.com/modax/modax-ml/monitor"
 )
 
 // Config is the whole configuration. Each stage's section is that stage's
@@ -31,6 +32,7 @@ type Config struct {
 	Export   export.Options  `yaml:"export"`
 	Deploy   deploy.Options  `yaml:"deploy"`
 	Pipeline Pipeline        `yaml:"pipeline"`
+	Monitor  monitor.Options `yaml:"monitor"`
 }
 
 // Pipeline configures `pipeline run` (the stages have their own sections).
@@ -64,6 +66,7 @@ func Default() Config {
 		Export:   export.DefaultOptions(),
 		Deploy:   deploy.DefaultOptions(),
 		Pipeline: Pipeline{Cache: true, CacheDir: ".modax/cache"},
+		Monitor:  monitor.DefaultOptions(),
 	}
 }
 
