@@ -38,7 +38,7 @@ func TestResolveAndScore(t *testing.T) {
 		{"a", h(-250), 90}, // next failure 50 h later: truth 50, late by 40
 		{"a", h(-400), 80}, // failure 200 h later: truth capped at 100, early by 20
 		{"b", h(-150), 100},
-		{"b", h(-40), 30}, // after b's last failure, horizon not yet passed: pending
+		{"b", h(-40), 30},  // after b's last failure, horizon not yet passed: pending
 		{"c", h(-120), 70}, // c never failed, 120 h > horizon ago: truth 100
 		{"c", h(-10), 70},  // pending
 	}
