@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -436,6 +437,7 @@ func (p *copyParser) end() error {
 // Arrow batches of the readings schema and writes them as they fill.
 type readingsBuilder struct {
 	w       *dataset.Writer
+	pipe    *batchPipe
 	bld     *array.RecordBuilder
 	tenant  string
 	sensors []string
@@ -463,7 +465,7 @@ func newReadingsBuilder(loc, tenant string, sensors []string, meta dataset.Meta,
 	if err != nil {
 		return nil, err
 	}
-	b := &readingsBuilder{w: w, bld: array.NewRecordBuilder(mem, sch), tenant: tenant, sensors: sensors, batch: batch, bar: bar}
+	b := &readingsBuilder{w: w, pipe: newBatchPipe(w), bld: array.NewRecordBuilder(mem, sch), tenant: tenant, sensors: sensors, batch: batch, bar: bar}
 	b.tb = b.bld.Field(0).(*array.StringBuilder)
 	b.db = b.bld.Field(1).(*array.StringBuilder)
 	b.ts = b.bld.Field(2).(*array.TimestampBuilder)
@@ -549,21 +551,21 @@ func (b *readingsBuilder) endDevice() {
 	b.devRows = 0
 }
 
-// flush writes the pending rows as one batch.
+// flush hands the pending rows as one batch to the writer goroutine.
 func (b *readingsBuilder) flush() error {
 	if b.pending == 0 {
 		return nil
 	}
 	rec := b.bld.NewRecordBatch()
-	defer rec.Release()
 	n := b.pending
 	b.pending = 0
-	if err := b.w.Write(rec); err != nil {
-		return err
-	}
 	b.bar.Add(int64(n))
 	b.reserve()
-	return nil
+	if b.pipe == nil { // discard (benchmarks of the fetch alone)
+		rec.Release()
+		return nil
+	}
+	return b.pipe.send(rec)
 }
 
 // stats returns the summary; call after the last row.
@@ -574,12 +576,18 @@ func (b *readingsBuilder) stats() stats {
 	return b.st
 }
 
+// Commit waits for the writer goroutine and moves the file into place.
 func (b *readingsBuilder) Commit() error {
 	b.bld.Release()
 	b.bld = nil
+	if err := b.pipe.close(); err != nil {
+		b.w.Abort()
+		return err
+	}
 	return b.w.Commit()
 }
 
+// Abort stops the writer goroutine and removes the partial file.
 func (b *readingsBuilder) Abort() { b.abort() }
 
 func (b *readingsBuilder) abort() {
@@ -587,5 +595,56 @@ func (b *readingsBuilder) abort() {
 		b.bld.Release()
 		b.bld = nil
 	}
+	if b.pipe != nil {
+		_ = b.pipe.close()
+	}
 	b.w.Abort()
+}
+
+// batchPipe writes batches in a goroutine, so that fetching rows from the
+// database and encoding Parquet run on two cores. At most two batches wait.
+type batchPipe struct {
+	ch     chan arrow.RecordBatch
+	done   chan struct{}
+	failed atomic.Bool
+	err    error // set by the goroutine before done is closed
+	closed bool
+}
+
+func newBatchPipe(w *dataset.Writer) *batchPipe {
+	p := &batchPipe{ch: make(chan arrow.RecordBatch, 1), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for rec := range p.ch {
+			if p.err == nil {
+				if err := w.Write(rec); err != nil {
+					p.err = err
+					p.failed.Store(true)
+				}
+			}
+			rec.Release()
+		}
+	}()
+	return p
+}
+
+// send passes rec (ownership included) to the writer.
+func (p *batchPipe) send(rec arrow.RecordBatch) error {
+	if p.failed.Load() {
+		rec.Release()
+		_ = p.close()
+		return p.err
+	}
+	p.ch <- rec
+	return nil
+}
+
+// close waits until every batch sent is written and returns the first error.
+func (p *batchPipe) close() error {
+	if !p.closed {
+		p.closed = true
+		close(p.ch)
+	}
+	<-p.done
+	return p.err
 }
