@@ -210,9 +210,6 @@ func BenchmarkPostgresCollect(b *testing.B) {
 				opts.Source = SourcePostgres
 				opts.DB = bt.cfg
 				opts.Postgres.Method = method
-				if v := os.Getenv("XBATCH"); v != "" {
-					fmt.Sscan(v, &opts.Postgres.BatchRows)
-				}
 				dir := b.TempDir()
 				opts.Out, opts.FailuresOut = filepath.Join(dir, "r.parquet"), filepath.Join(dir, "f.parquet")
 				var peak uint64
