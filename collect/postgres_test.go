@@ -233,3 +233,70 @@ func deviceIDs(n int) []string {
 	}
 	return out
 }
+
+// Ctrl-C during the query: the query is cancelled on the server, the error
+// maps to exit code 130 and no file is left behind.
+func TestPostgresCancel(t *testing.T) {
+	db := newFleetDB(t)
+	ctx := context.Background()
+	if _, err := db.pool.Exec(ctx, `INSERT INTO sensor_data (tenant_id, device_id, "timestamp", current_mean)
+SELECT 'big', 'd' || (i % 10), timestamptz '2024-01-01' + i * interval '1 minute', i FROM generate_series(1, 300000) i`); err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []string{MethodQuery, MethodCopy} {
+		opts := db.options(t)
+		opts.DB.Tenant = "big"
+		opts.Postgres.Method = method
+		opts.Postgres.BatchRows = 1000
+		cctx, cancel := context.WithCancel(ctx)
+		env := runenv.Test()
+		env.Progress = cancelAfter(cancel, 1)
+		_, err := Run(cctx, env, opts)
+		cancel()
+		if !errors.Is(err, context.Canceled) || exitcode.Code(err) != exitcode.Interrupted {
+			t.Fatalf("%s: err = %v, want cancelled", method, err)
+		}
+		assertEmptyDir(t, filepath.Dir(opts.Out))
+		// Nothing of ours keeps running on the server.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var active int
+			if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'modax-ml' AND state = 'active' AND pid <> pg_backend_pid()`).Scan(&active); err != nil {
+				t.Fatal(err)
+			}
+			if active == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d queries still active after the cancel", method, active)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+func TestPostgresBadConfig(t *testing.T) {
+	db := newFleetDB(t)
+	for _, tc := range []struct {
+		mod  func(*Options)
+		want string
+		code int
+	}{
+		{func(o *Options) { o.DB.SensorTable = "nope" }, `relation "nope" does not exist`, 1},
+		{func(o *Options) { o.DB.Sensors = []string{"current_mean", "oil"} }, `column "oil" does not exist`, 1},
+		{func(o *Options) { o.DB.Sensors = nil }, "db.sensors", 2},
+		{func(o *Options) { o.Postgres.Method = "carrier-pigeon" }, "want query or copy", 2},
+		{func(o *Options) { o.DB.DSN = "postgres://x:topsecret@127.0.0.1:1/db" }, "connection refused", 1},
+	} {
+		opts := db.options(t)
+		tc.mod(&opts)
+		_, err := Run(context.Background(), runenv.Test(), opts)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || exitcode.Code(err) != tc.code {
+			t.Fatalf("err = %v (exit %d), want %q (exit %d)", err, exitcode.Code(err), tc.want, tc.code)
+		}
+		if strings.Contains(err.Error(), "topsecret") {
+			t.Fatal("password in the error")
+		}
+		assertEmptyDir(t, filepath.Dir(opts.Out))
+	}
+}
