@@ -11,6 +11,7 @@ import (
 
 	"github.com/modax/modax-ml/collect"
 	"github.com/modax/modax-ml/internal/pg"
+	"github.com/modax/modax-ml/internal/tracking"
 )
 
 // Config is the whole configuration. Each stage's section is that stage's
@@ -25,7 +26,8 @@ type Config struct {
 	Quiet  bool      `yaml:"quiet"`
 	DB     pg.Config `yaml:"db"`
 
-	Collect collect.Options `yaml:"collect"`
+	Collect  collect.Options `yaml:"collect"`
+	Tracking tracking.Config `yaml:"tracking"`
 }
 
 // Log configures logging.
@@ -43,13 +45,17 @@ func Default() Config {
 		Output: "text",
 		DB:     pg.DefaultConfig(),
 
-		Collect: collect.DefaultOptions(),
+		Collect:  collect.DefaultOptions(),
+		Tracking: tracking.DefaultConfig(),
 	}
 }
 
 // Redacted returns a copy safe to print: secrets hidden.
 func (c Config) Redacted() Config {
 	c.DB.DSN = pg.Redact(c.DB.DSN)
+	if c.Tracking.URI != "" {
+		c.Tracking.URI = tracking.RedactURI(c.Tracking.URI)
+	}
 	return c
 }
 
