@@ -370,6 +370,7 @@ func writeFrames(ctx context.Context, env *runenv.Env, opts Options, sensors []s
 		sink.w.Abort()
 		return nil, err
 	}
+	bar.SetTotal(sink.stats.rows) // the total was an upper bound
 	return finish(env, opts, sink.w, sink.stats, sensors, filterFailures(failures, flt), meta)
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"iter"
 	"math"
-	"slices"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -192,13 +191,3 @@ func (s *batchSource) Values() ([]any, error) {
 }
 
 func (s *batchSource) Err() error { return s.err }
-
-// SortedColumns returns the keys of a column map in order (for messages).
-func SortedColumns(cols map[string]string) []string {
-	out := make([]string, 0, len(cols))
-	for k := range cols {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
