@@ -109,6 +109,8 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 		newExportCmd(a),
 		newDeployCmd(a),
 		newVersionCmd(a),
+		newCollectCmd(a),
+		newDBCmd(a),
 		newRunsCmd(a),
 		newTrackingCmd(a),
 	)
