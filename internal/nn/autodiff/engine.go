@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -140,12 +139,15 @@ func (e *Engine) resetSolver() {
 // valueGrad hands the solver a parameter tensor and this step's gradient.
 // The solver updates the value in place (so every graph sees the update)
 // and consumes the gradient (it squares and zeroes it).
-type valueGrad struct{ w, g G.Value }
+// Its name appears in the solver's error messages.
+type valueGrad struct {
+	name string
+	w, g G.Value
+}
 
-func (v valueGrad) Value() G.Value           { return v.w }
-func (v valueGrad) Grad() (G.Value, error)   { return v.g, nil }
-func (v valueGrad) Name() string             { return "param" }
-func (e *Engine) floats(v G.Value) []float64 { return toFloat64(v) }
+func (v valueGrad) Value() G.Value         { return v.w }
+func (v valueGrad) Grad() (G.Value, error) { return v.g, nil }
+func (v valueGrad) Name() string           { return v.name }
 
 // graph returns the compiled graph for key, building it on first use.
 func (e *Engine) graph(key graphKey) (*graph, error) {
@@ -330,7 +332,7 @@ func (e *Engine) Step(x, y []float32, b int, masks *nn.Masks) (float64, error) {
 				return 0, fmt.Errorf("autodiff: clip gradient of %s: %w", e.names[i], err)
 			}
 		}
-		e.vgs[i] = valueGrad{w: e.params[i], g: g}
+		e.vgs[i] = valueGrad{name: e.names[i], w: e.params[i], g: g}
 	}
 	if err := e.solver.Step(e.vgs); err != nil {
 		return 0, fmt.Errorf("autodiff: adam step: %w", err)
@@ -475,25 +477,6 @@ func scalar(v G.Value) float64 {
 		return s[0]
 	}
 	return math.NaN()
-}
-
-// toFloat64 returns the elements of a tensor Value in row-major order.
-func toFloat64(v G.Value) []float64 {
-	d, err := contiguous(v)
-	if err != nil {
-		panic(err) // every tensor here is a dense float tensor by construction
-	}
-	switch s := d.Data().(type) {
-	case []float32:
-		out := make([]float64, len(s))
-		for i, x := range s {
-			out[i] = float64(x)
-		}
-		return out
-	case []float64:
-		return slices.Clone(s)
-	}
-	panic(fmt.Sprintf("autodiff: unexpected tensor data %T", d.Data()))
 }
 
 // contiguous returns v as a dense tensor whose Data is its elements in

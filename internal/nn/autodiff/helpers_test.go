@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
+
+	G "gorgonia.org/gorgonia"
 
 	"github.com/modax/modax-ml/internal/model"
 	"github.com/modax/modax-ml/internal/nn"
@@ -157,4 +161,23 @@ func runTorch(t *testing.T, c ...torchCase) []torchResult {
 		t.Fatalf("torchref.py returned %d results for %d cases", len(r), len(c))
 	}
 	return r
+}
+
+// toFloat64 returns the elements of a tensor Value in row-major order.
+func toFloat64(v G.Value) []float64 {
+	d, err := contiguous(v)
+	if err != nil {
+		panic(err)
+	}
+	switch s := d.Data().(type) {
+	case []float32:
+		out := make([]float64, len(s))
+		for i, x := range s {
+			out[i] = float64(x)
+		}
+		return out
+	case []float64:
+		return slices.Clone(s)
+	}
+	panic(fmt.Sprintf("autodiff: unexpected tensor data %T", d.Data()))
 }

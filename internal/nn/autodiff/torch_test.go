@@ -75,12 +75,15 @@ func TestGradVsTorch(t *testing.T) {
 			if re := relErr(f64(r.out), ref.Out); re > max(c.tol, 1e-6) {
 				t.Errorf("predict %v, torch %v (relative %.3g)", r.out, ref.Out, re)
 			}
+			var worst float64
 			for i, name := range names {
 				re := relErr(r.grads[i], ref.Grads[name])
 				if re > c.tol {
 					t.Errorf("%s: relative error %.3g vs torch", name, re)
 				}
+				worst = max(worst, re)
 			}
+			t.Logf("largest gradient relative error vs torch: %.2g", worst)
 		})
 	}
 }
@@ -152,16 +155,20 @@ func TestAdamVsTorch(t *testing.T) {
 			if re := relErr(losses[k], ref.StepLosses); re > 1e-4 {
 				t.Errorf("losses %v, torch %v (relative %.3g)", losses[k], ref.StepLosses, re)
 			}
+			var worst float64
 			for _, tt := range after[k].Tensors {
 				p0, ours, theirs := f64(p.Get(tt.Name).Data), f64(tt.Data), ref.ParamsAfter[tt.Name]
 				du, dt := make([]float64, len(p0)), make([]float64, len(p0))
 				for j := range p0 {
 					du[j], dt[j] = ours[j]-p0[j], theirs[j]-p0[j]
 				}
-				if re := relErr(du, dt); re > 1e-3 {
+				re := relErr(du, dt)
+				if re > 1e-3 {
 					t.Errorf("%s: update differs from torch.optim.Adam by %.3g relative", tt.Name, re)
 				}
+				worst = max(worst, re)
 			}
+			t.Logf("largest update relative error vs torch.optim.Adam after %d steps: %.2g", steps, worst)
 		})
 	}
 }
