@@ -22,6 +22,12 @@
 // ([4H, in] with gate blocks as row ranges of z) and gradients come out in
 // that layout with no reordering.
 //
+// The gate blocks are slices of z viewed as [4, H, B], not row ranges of z:
+// gorgonia v0.9.18 hashes a slice's bounds as single bytes and merges nodes
+// with equal hashes, so for H = 128 the row range 256:384 (the g gate) would
+// silently become the node 0:128 (the i gate); see
+// TestGorgoniaSliceHashCollision.
+//
 // Dropout comes in as mask inputs (nn.Masks, values 0 or 1/(1−p)), so that the
 // fused engine, this engine and PyTorch can be given the same masks. The
 // graph does not use gorgonia.Dropout: in v0.9.18 its backward pass divides
@@ -78,9 +84,12 @@
 //     float64 and rounds them to float32; PyTorch keeps them as Python floats.
 //     Over six steps the parameter updates agree to about 5e-6 relative
 //     (TestAdamVsTorch requires 1e-3).
-//   - The solver consumes the gradient (squares it in place, then zeroes it);
-//     the engine hands it the graph's gradient values, which the next run
-//     recomputes.
+//   - The solver consumes the gradient (squares it in place, then zeroes it).
+//     gorgonia's gradient values may alias: b_ih and b_hh enter the graph
+//     only through their sum, so gorgonia.Grad returns the same gradient
+//     node for both, and the solver would see a zeroed gradient for b_hh.
+//     The engine therefore copies (and clips) the gradients into tensors of
+//     its own and hands those to the solver.
 //
 // # Tests
 //

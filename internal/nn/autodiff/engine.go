@@ -51,7 +51,8 @@ type Engine struct {
 	names  []string
 
 	solver *G.AdamSolver
-	vgs    []G.ValueGrad // solver view of params, grads filled per step
+	gbuf   []*tensor.Dense // the gradients handed to the solver (it consumes them)
+	vgs    []G.ValueGrad   // solver view of params and gbuf
 	steps  int
 
 	graphs map[graphKey]*graph
@@ -91,6 +92,7 @@ func newEngine(p *model.Params, opts Options, dt tensor.Dtype) (*Engine, error) 
 	}
 	for _, s := range p.Arch.Spec() {
 		e.params = append(e.params, tensor.New(tensor.WithShape(s.Shape...), tensor.Of(dt)))
+		e.gbuf = append(e.gbuf, tensor.New(tensor.WithShape(s.Shape...), tensor.Of(dt)))
 		e.names = append(e.names, s.Name)
 	}
 	if err := e.SetParams(p); err != nil {
@@ -134,6 +136,9 @@ func (e *Engine) resetSolver() {
 	e.solver = G.NewAdamSolver(opts...)
 	e.steps = 0
 	e.vgs = make([]G.ValueGrad, len(e.params))
+	for i := range e.vgs {
+		e.vgs[i] = valueGrad{name: e.names[i], w: e.params[i], g: e.gbuf[i]}
+	}
 }
 
 // valueGrad hands the solver a parameter tensor and this step's gradient.
@@ -302,6 +307,12 @@ func (e *Engine) Grad(x, y []float32, b int, masks *nn.Masks, grads *model.Param
 
 // Step implements nn.Engine: gradients, norm clipping (as
 // torch.nn.utils.clip_grad_norm_), then one step of gorgonia's AdamSolver.
+//
+// The gradients are copied into engine-owned tensors first: gorgonia's
+// gradient values may alias (b_ih and b_hh enter the graph only through their
+// sum, so both get the very same gradient tensor), and the solver consumes
+// each gradient in place (squares it, then zeroes it), which would leave the
+// second of two aliased parameters with a zero gradient.
 func (e *Engine) Step(x, y []float32, b int, masks *nn.Masks) (float64, error) {
 	gr, loss, err := e.train(x, y, b, masks)
 	if err != nil {
@@ -327,12 +338,9 @@ func (e *Engine) Step(x, y []float32, b int, masks *nn.Masks) (float64, error) {
 		}
 	}
 	for i, g := range grads {
-		if scale != 1 {
-			if err := scaleDense(g, scale); err != nil {
-				return 0, fmt.Errorf("autodiff: clip gradient of %s: %w", e.names[i], err)
-			}
+		if err := copyScaled(e.gbuf[i], g, scale); err != nil {
+			return 0, fmt.Errorf("autodiff: gradient of %s: %w", e.names[i], err)
 		}
-		e.vgs[i] = valueGrad{name: e.names[i], w: e.params[i], g: g}
 	}
 	if err := e.solver.Step(e.vgs); err != nil {
 		return 0, fmt.Errorf("autodiff: adam step: %w", err)
@@ -533,18 +541,25 @@ func sumSquares(d *tensor.Dense) float64 {
 	return sq
 }
 
-func scaleDense(d *tensor.Dense, s float64) error {
-	switch v := d.Data().(type) {
+// copyScaled sets dst = s·src (same shape and dtype).
+func copyScaled(dst, src *tensor.Dense, s float64) error {
+	switch d := dst.Data().(type) {
 	case []float32:
-		for i := range v {
-			v[i] *= float32(s)
+		v, ok := src.Data().([]float32)
+		if !ok || len(v) != len(d) {
+			return fmt.Errorf("gradient %v of %v, want %d float32", src.Shape(), src.Dtype(), len(d))
+		}
+		for i, x := range v {
+			d[i] = x * float32(s)
 		}
 	case []float64:
-		for i := range v {
-			v[i] *= s
+		v, ok := src.Data().([]float64)
+		if !ok || len(v) != len(d) {
+			return fmt.Errorf("gradient %v of %v, want %d float64", src.Shape(), src.Dtype(), len(d))
 		}
-	default:
-		return fmt.Errorf("unexpected data %T", v)
+		for i, x := range v {
+			d[i] = x * s
+		}
 	}
 	return nil
 }

@@ -19,8 +19,8 @@ type graphKey struct {
 
 // graph is one expression graph unrolled for a batch shape, compiled into a
 // tape machine. Everything runs transposed (features × batch), so that the
-// i, f, g, o gate blocks of PyTorch's [4H, in] weights are contiguous row
-// ranges of the pre-activation matrix z = W_ih·xᵀ + W_hh·hᵀ + b, [4H, B].
+// i, f, g, o gate blocks of PyTorch's [4H, in] weights are contiguous blocks
+// of the pre-activation matrix z = W_ih·xᵀ + W_hh·hᵀ + b, [4H, B].
 type graph struct {
 	key graphKey
 	g   *G.ExprGraph
@@ -142,8 +142,17 @@ func build(arch model.Arch, loss lossFn, dt tensor.Dtype, params []*tensor.Dense
 			if z, err = G.Add(z, bias); err != nil {
 				return nil, err
 			}
+			// The gate blocks are taken as z viewed [4, H, B] sliced at
+			// j, not as row ranges z[jH:(j+1)H]: gorgonia v0.9.18 hashes a
+			// slice's bounds as bytes, so for H = 128 the ranges 0:128 and
+			// 256:384 get the same hash and the graph merges them into one
+			// node (see TestGorgoniaSliceHashCollision).
+			z3, err := G.Reshape(z, tensor.Shape{4, H, B})
+			if err != nil {
+				return nil, err
+			}
 			gate := func(j int, act func(*G.Node) (*G.Node, error)) (*G.Node, error) {
-				s, err := G.Slice(z, G.S(j*H, (j+1)*H))
+				s, err := G.Slice(z3, G.S(j))
 				if err != nil {
 					return nil, err
 				}

@@ -3,6 +3,8 @@ package autodiff
 import (
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"testing"
 
 	"gorgonia.org/tensor"
@@ -21,29 +23,33 @@ func TestGradVsTorch(t *testing.T) {
 		grads [][]float64
 		out   []float32
 	}
+	design := model.DefaultArch(5) // H = 128: gate blocks beyond row 256
 	cases := []struct {
+		arch  model.Arch
 		b, t  int
 		huber float64
 		drop  bool
 		dt    tensor.Dtype
 		tol   float64
 	}{
-		{3, 5, 0, true, tensor.Float64, 1e-12},
-		{3, 5, 1, true, tensor.Float64, 1e-12},
-		{1, 1, 0, false, tensor.Float64, 1e-12},
-		{4, 6, 0, true, tensor.Float32, 1e-4},
-		{4, 6, 0.5, true, tensor.Float32, 1e-4},
-		{1, 3, 0, false, tensor.Float32, 1e-4},
+		{arch, 3, 5, 0, true, tensor.Float64, 1e-12},
+		{arch, 3, 5, 1, true, tensor.Float64, 1e-12},
+		{arch, 1, 1, 0, false, tensor.Float64, 1e-12},
+		{design, 3, 4, 0, true, tensor.Float64, 1e-12},
+		{arch, 4, 6, 0, true, tensor.Float32, 1e-4},
+		{arch, 4, 6, 0.5, true, tensor.Float32, 1e-4},
+		{arch, 1, 3, 0, false, tensor.Float32, 1e-4},
+		{design, 5, 8, 0, true, tensor.Float32, 1e-4},
 	}
 	var ours []result
 	var tcs []torchCase
 	var names []string
 	for _, c := range cases {
-		p := initParams(t, arch, 21)
-		x, y := batch(22, arch, c.b, c.t)
+		p := initParams(t, c.arch, 21)
+		x, y := batch(22, c.arch, c.b, c.t)
 		var m *nn.Masks
 		if c.drop {
-			m = masks(23, arch, c.b, c.t)
+			m = masks(23, c.arch, c.b, c.t)
 		}
 		opts := DefaultOptions()
 		opts.Loss.Huber = c.huber
@@ -66,8 +72,13 @@ func TestGradVsTorch(t *testing.T) {
 	}
 	refs := runTorch(t, tcs...)
 	for k, c := range cases {
-		t.Run(fmt.Sprintf("%v/b=%d/t=%d/huber=%g/dropout=%v", c.dt, c.b, c.t, c.huber, c.drop), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%v/H=%d/b=%d/t=%d/huber=%g/dropout=%v", c.dt, c.arch.Hidden, c.b, c.t, c.huber, c.drop), func(t *testing.T) {
 			r, ref := ours[k], refs[k]
+			alive := names
+			if c.t == 1 { // h_0 = 0: W_hh has no effect on one time step
+				alive = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return strings.Contains(n, "weight_hh") })
+			}
+			requireAlive(t, alive, ref.Grads)
 			if d := math.Abs(r.loss-ref.Loss) / math.Abs(ref.Loss); d > c.tol {
 				t.Errorf("loss %.12g, torch %.12g (relative %.3g)", r.loss, ref.Loss, d)
 			}
@@ -93,22 +104,26 @@ func TestGradVsTorch(t *testing.T) {
 // clipping (active: the norm is far above the limit) and a learning-rate
 // change half way, and compares the losses and the parameter updates.
 func TestAdamVsTorch(t *testing.T) {
-	arch := smallArch()
 	const B, T, steps = 4, 5, 6
+	tuned := nn.Adam{LR: 3e-3, Beta1: 0.8, Beta2: 0.99, Eps: 1e-7, WeightDecay: 0.05, ClipNorm: 0.05}
 	cases := []struct {
 		name string
+		arch model.Arch
 		adam nn.Adam
 	}{
-		{"defaults", nn.DefaultAdam()},
-		{"decay+clip+lr", nn.Adam{LR: 3e-3, Beta1: 0.8, Beta2: 0.99, Eps: 1e-7, WeightDecay: 0.05, ClipNorm: 0.05}},
+		{"defaults", smallArch(), nn.DefaultAdam()},
+		{"decay+clip+lr", smallArch(), tuned},
+		{"design/decay+clip+lr", model.DefaultArch(3), tuned},
 	}
-	p := initParams(t, arch, 31)
-	x, y := batch(32, arch, B, T)
-	m := masks(33, arch, B, T)
 	var losses [][]float64
-	var after []*model.Params
+	var after, start []*model.Params
 	var tcs []torchCase
 	for _, c := range cases {
+		arch := c.arch
+		p := initParams(t, arch, 111)
+		x, y := batch(112, arch, B, T)
+		m := masks(113, arch, B, T)
+		start = append(start, p)
 		lrs := make([]float64, steps)
 		for s := range lrs {
 			lrs[s] = c.adam.LR
@@ -151,7 +166,8 @@ func TestAdamVsTorch(t *testing.T) {
 	refs := runTorch(t, tcs...)
 	for k, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ref := refs[k]
+			ref, p := refs[k], start[k]
+			requireAlive(t, after[k].Tensors, ref.Grads)
 			if re := relErr(losses[k], ref.StepLosses); re > 1e-4 {
 				t.Errorf("losses %v, torch %v (relative %.3g)", losses[k], ref.StepLosses, re)
 			}
@@ -181,4 +197,34 @@ func norm(p *model.Params) float64 {
 		}
 	}
 	return math.Sqrt(sq)
+}
+
+// requireAlive fails the test when a parameter's reference gradient is all
+// zeros (e.g. every ReLU of fc1 dead), which would make a comparison vacuous.
+func requireAlive[N string | *model.Tensor](t *testing.T, names []N, grads map[string][]float64) {
+	t.Helper()
+	for _, n := range names {
+		var name string
+		switch v := any(n).(type) {
+		case string:
+			name = v
+		case *model.Tensor:
+			name = v.Name
+		}
+		g, ok := grads[name]
+		if !ok {
+			t.Fatalf("no reference gradient for %s", name)
+		}
+		if norm := math.Sqrt(sumSq64(g)); norm == 0 {
+			t.Fatalf("%s: the reference gradient is zero; choose another seed", name)
+		}
+	}
+}
+
+func sumSq64(s []float64) float64 {
+	var a float64
+	for _, v := range s {
+		a += v * v
+	}
+	return a
 }
