@@ -23,6 +23,8 @@ var ErrNonFinite = errors.New("autodiff: non-finite loss or gradient")
 
 // Options configure the engine.
 type Options struct {
+	// Adam configures the optimizer; the zero value means nn.DefaultAdam()
+	// (as for the fused engine).
 	Adam nn.Adam `json:"adam" yaml:"adam"`
 	Loss nn.Loss `json:"loss" yaml:"loss"`
 	// MaxGraphs bounds the cache of compiled graphs (one per batch size,
@@ -75,6 +77,9 @@ func newEngine(p *model.Params, opts Options, dt tensor.Dtype) (*Engine, error) 
 	}
 	if p.Arch.Type != model.TypeLSTM {
 		return nil, fmt.Errorf("autodiff: model type %q: only lstm has a graph", p.Arch.Type)
+	}
+	if opts.Adam == (nn.Adam{}) {
+		opts.Adam = nn.DefaultAdam()
 	}
 	if err := checkAdam(opts.Adam); err != nil {
 		return nil, err

@@ -314,3 +314,33 @@ func TestSetParams(t *testing.T) {
 		t.Error("Params does not return a copy")
 	}
 }
+
+// TestDeterministic checks that the same weights and batches give
+// bit-identical weights (the trainer promises it per engine), and that a zero
+// Adam configuration means PyTorch's defaults.
+func TestDeterministic(t *testing.T) {
+	arch := model.DefaultArch(3)
+	arch.Hidden, arch.FC = 32, 16
+	p := initParams(t, arch, 121)
+	run := func(opts Options) *model.Params {
+		e, err := New(p, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		for s := range 3 {
+			b := 9 - 3*s // shapes change between steps
+			x, y := batch(uint64(122+s), arch, b, 7)
+			if _, err := e.Step(x, y, b, masks(uint64(130+s), arch, b, 7)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return e.Params()
+	}
+	a, b := run(DefaultOptions()), run(Options{})
+	for i := range a.Tensors {
+		if !slices.Equal(a.Tensors[i].Data, b.Tensors[i].Data) {
+			t.Errorf("%s differs between two identical runs", a.Tensors[i].Name)
+		}
+	}
+}
