@@ -40,13 +40,13 @@
 // per (batch size, window length, train or predict) on first use and keeps
 // it (at most Options.MaxGraphs, least recently used dropped), so an epoch's
 // last partial batch compiles once, not every epoch. Compiling the training
-// graph for B=32, T=50 (H=128, 2 layers) takes about 0.4 s, longer than a
-// step. Predict splits batches larger than 256 windows.
+// graph for B=32, T=50 (H=128, 2 layers) took 1.4–1.8 s on a loaded
+// 2-core machine, several steps' worth. Predict splits batches larger than 256 windows.
 //
 // gorgonia's tape machine allocates every intermediate value afresh on each
 // run (its Reset drops the registers), so a step allocates about the size of
-// the unrolled forward and backward values: ≈110 MB for I=5, T=50, B=32 and
-// ≈340 MB for I=14, T=30, B=256 (BenchmarkStep), and each cached graph keeps
+// the unrolled forward and backward values: ≈135 MB for I=5, T=50, B=32 and
+// ≈450 MB for I=14, T=30, B=256 (BenchmarkStep), and each cached graph keeps
 // its last run's values alive until the next run.
 //
 // # Adam: gorgonia's AdamSolver against torch.optim.Adam
