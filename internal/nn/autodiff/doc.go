@@ -82,7 +82,7 @@
 //     a run exactly needs the fused engine.
 //   - Rounding: the float32 solver computes 1−β and the bias corrections in
 //     float64 and rounds them to float32; PyTorch keeps them as Python floats.
-//     Over six steps the parameter updates agree to about 5e-6 relative
+//     Over six steps the parameter updates agree to about 1e-5 relative
 //     (TestAdamVsTorch requires 1e-3).
 //   - The solver consumes the gradient (squares it in place, then zeroes it).
 //     gorgonia's gradient values may alias: b_ih and b_hh enter the graph
@@ -97,7 +97,7 @@
 // finite differences (MSE and Huber, with masks); gradients, loss and
 // forward pass against PyTorch on the same weights, batch and masks (float64
 // to 1e-12, measured 1e-15; float32 to 1e-4, measured 5e-7 relative;
-// testdata/torchref.py run by Debian's
+// testdata/masked_ref.py, on tools/torchref's model class, run by Debian's
 // /usr/bin/python3); Adam steps with weight decay, active norm clipping and a
 // learning-rate change against torch.optim.Adam.
 package autodiff

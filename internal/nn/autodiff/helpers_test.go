@@ -94,7 +94,7 @@ func f64(s []float32) []float64 {
 	return out
 }
 
-// torchCase is the input of testdata/torchref.py.
+// torchCase is the input of testdata/masked_ref.py.
 type torchCase struct {
 	Arch   model.Arch           `json:"arch"`
 	Dtype  string               `json:"dtype"`
@@ -140,7 +140,7 @@ func runTorch(t *testing.T, c ...torchCase) []torchResult {
 	if err != nil {
 		t.Fatal(err)
 	}
-	script, err := filepath.Abs(filepath.Join("testdata", "torchref.py"))
+	script, err := filepath.Abs(filepath.Join("testdata", "masked_ref.py"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,14 +151,14 @@ func runTorch(t *testing.T, c ...torchCase) []torchResult {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("torchref.py: %v\n%s", err, stderr.String())
+		t.Fatalf("masked_ref.py: %v\n%s", err, stderr.String())
 	}
 	var r []torchResult
 	if err := json.Unmarshal(out, &r); err != nil {
-		t.Fatalf("torchref.py output: %v", err)
+		t.Fatalf("masked_ref.py output: %v", err)
 	}
 	if len(r) != len(c) {
-		t.Fatalf("torchref.py returned %d results for %d cases", len(r), len(c))
+		t.Fatalf("masked_ref.py returned %d results for %d cases", len(r), len(c))
 	}
 	return r
 }

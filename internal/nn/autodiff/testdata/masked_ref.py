@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch reference for the gorgonia engine's tests.
+"""PyTorch reference for the gorgonia engine's tests, with dropout masks.
 
 Reads a JSON list of cases on stdin, writes a JSON list of results on stdout:
 
@@ -11,7 +11,8 @@ Reads a JSON list of cases on stdin, writes a JSON list of results on stdout:
   out: loss, grads {name: flat}, out (eval forward, no dropout),
        step_losses [steps], params_after {name: flat}
 
-The model is the design's LSTMRULPredictor. Dropout masks are inputs: the
+The model is tools/torchref's LSTMRULPredictor (the design's class). tools/
+torchref runs it without dropout; here the dropout masks are inputs: the
 LSTM runs one layer at a time (as nn.LSTM does internally) with the mask on
 the output of every layer but the last; without masks the script also runs
 the stock multi-layer nn.LSTM and checks that both agree. Inputs are float32
@@ -23,59 +24,60 @@ import os
 import sys
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "..", "..", "tools", "torchref"))
+
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
+
+import torchref  # noqa: E402  (the repository's PyTorch oracle: the design's model)
 
 torch.set_num_threads(1)
 
 
-class LSTMRULPredictor(nn.Module):
-    def __init__(self, input_size, hidden, layers, fc, dropout):
-        super().__init__()
-        self.lstm = nn.LSTM(input_size, hidden, layers, batch_first=True,
-                            dropout=dropout if layers > 1 else 0.0)
-        self.fc1 = nn.Linear(hidden, fc)
-        self.relu = nn.ReLU()
-        self.dropout = nn.Dropout(dropout)
-        self.fc2 = nn.Linear(fc, 1)
+def forward(m, x, inter=None, fcmask=None):
+    """The design's forward pass on torchref.LSTMRULPredictor m with given
+    dropout masks. inter None: the stock nn.LSTM (eval); otherwise a list of
+    [B,T,H] masks (None entries: no dropout there) and the layer-by-layer LSTM;
+    fcmask: [B,FC] mask or None."""
+    if inter is None:
+        _, (h_n, _) = m.lstm(x)
+        h = h_n[-1]
+    else:
+        h = layerwise(m.lstm, x, inter)
+    a = m.relu(m.fc1(h))
+    if fcmask is not None:
+        a = a * fcmask
+    return m.fc2(a).squeeze(-1)
 
-    def forward(self, x, inter=None, fcmask=None):
-        """inter: list of [B,T,H] masks (None: the stock nn.LSTM, eval mode);
-        fcmask: [B,FC] mask or None."""
-        if inter is None:
-            _, (h_n, _) = self.lstm(x)
-            h = h_n[-1]
-        else:
-            h = self.layerwise(x, inter)
-        a = self.relu(self.fc1(h))
-        if fcmask is not None:
-            a = a * fcmask
-        return self.fc2(a).squeeze(-1)
 
-    def layerwise(self, x, inter):
-        seq = x
-        L = self.lstm.num_layers
-        for k in range(L):
-            w_ih = getattr(self.lstm, f"weight_ih_l{k}")
-            w_hh = getattr(self.lstm, f"weight_hh_l{k}")
-            b_ih = getattr(self.lstm, f"bias_ih_l{k}")
-            b_hh = getattr(self.lstm, f"bias_hh_l{k}")
-            B, T, _ = seq.shape
-            H = w_hh.shape[1]
-            h = seq.new_zeros(B, H)
-            c = seq.new_zeros(B, H)
-            outs = []
-            for t in range(T):
-                z = seq[:, t] @ w_ih.T + b_ih + h @ w_hh.T + b_hh
-                i, f, g, o = z.chunk(4, dim=1)
-                i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
-                c = f * c + i * g
-                h = o * c.tanh()
-                outs.append(h)
-            seq = torch.stack(outs, dim=1)
-            if k < L - 1 and inter[k] is not None:
-                seq = seq * inter[k]
-        return h
+def layerwise(lstm, x, inter):
+    """nn.LSTM's stacked layers one at a time, with inter[k] multiplying the
+    output sequence of layer k (as nn.LSTM's dropout does); returns h_T of
+    the last layer."""
+    seq = x
+    L = lstm.num_layers
+    for k in range(L):
+        w_ih = getattr(lstm, f"weight_ih_l{k}")
+        w_hh = getattr(lstm, f"weight_hh_l{k}")
+        b_ih = getattr(lstm, f"bias_ih_l{k}")
+        b_hh = getattr(lstm, f"bias_hh_l{k}")
+        B, T, _ = seq.shape
+        H = w_hh.shape[1]
+        h = seq.new_zeros(B, H)
+        c = seq.new_zeros(B, H)
+        outs = []
+        for t in range(T):
+            z = seq[:, t] @ w_ih.T + b_ih + h @ w_hh.T + b_hh
+            i, f, g, o = z.chunk(4, dim=1)
+            i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+            c = f * c + i * g
+            h = o * c.tanh()
+            outs.append(h)
+        seq = torch.stack(outs, dim=1)
+        if k < L - 1 and inter[k] is not None:
+            seq = seq * inter[k]
+    return h
 
 
 def main():
@@ -90,7 +92,7 @@ def run(case):
     def tensor(values):
         return torch.tensor(values, dtype=torch.float32).to(dt)
 
-    m = LSTMRULPredictor(F, H, L, FC, a["dropout"]).to(dt)
+    m = torchref.LSTMRULPredictor(F, H, L, a["dropout"], FC).to(dt)
     sd = m.state_dict()
     m.load_state_dict({k: tensor(case["params"][k]).reshape(v.shape)
                        for k, v in sd.items()}, strict=True)
@@ -108,15 +110,15 @@ def run(case):
 
     m.eval()
     with torch.no_grad():
-        out = m(x)
+        out = forward(m, x)
         if inter == [None] * (L - 1):
-            ref = m.layerwise(x, inter)
+            ref = layerwise(m.lstm, x, inter)
             stock = m.lstm(x)[1][0][-1]
             assert torch.allclose(ref, stock, rtol=1e-5, atol=1e-6), "layerwise LSTM differs from nn.LSTM"
     m.train()
 
     def loss_of():
-        return lossf(m(x, inter, fcmask), y)
+        return lossf(forward(m, x, inter, fcmask), y)
 
     m.zero_grad()
     loss = loss_of()
