@@ -62,6 +62,9 @@ type Options struct {
 	Reference string `yaml:"reference"`
 	// Lookback is how far back predictions and readings are judged.
 	Lookback duration.Duration `yaml:"lookback"`
+	// At is the time the check is made as of (RFC 3339; empty: now), for
+	// replaying history.
+	At string `yaml:"at"`
 	// MaxMAE: a realized MAE above it (hours) means retrain (0: off).
 	MaxMAE float64 `yaml:"max_mae"`
 	// MaxDegradation: a realized MAE above (1 + MaxDegradation) × the
@@ -210,6 +213,11 @@ func (o Options) check() error {
 	case o.Retrain && o.Retrainer == nil:
 		return bad("--retrain without a way to retrain")
 	}
+	if o.At != "" {
+		if _, err := time.Parse(time.RFC3339Nano, o.At); err != nil {
+			return bad("--at %q: want an RFC 3339 time", o.At)
+		}
+	}
 	return nil
 }
 
@@ -220,7 +228,12 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Report, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	now := env.Now().UTC()
+	clock := env.Now().UTC()
+	now := clock
+	if opts.At != "" {
+		now, _ = time.Parse(time.RFC3339Nano, opts.At)
+		now = now.UTC()
+	}
 	m, err := readModel(opts.ModelsDir)
 	if err != nil {
 		return nil, err
@@ -234,7 +247,7 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Report, error) {
 		tenant = "default"
 	}
 	rep := &Report{
-		Schema: ReportSchema, RunID: monitorRunID(now), CreatedAt: now, Tenant: tenant, Model: m,
+		Schema: ReportSchema, RunID: monitorRunID(clock), CreatedAt: clock, Tenant: tenant, Model: m,
 		From: now.Add(-opts.Lookback.D()), To: now, Reasons: []string{},
 		Thresholds: Thresholds{MaxMAE: opts.MaxMAE, MaxDegradation: opts.MaxDegradation, MaxPSI: opts.MaxPSI, MinOutcomes: opts.MinOutcomes},
 	}
@@ -275,6 +288,10 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Report, error) {
 	env.Log.Info("monitor: "+rep.Decision, "model", m.Version, "outcomes", len(outcomes), "mae", deref(rep.Performance.MAE),
 		"max_psi", deref(rep.Drift.MaxPSI), "reasons", strings.Join(rep.Reasons, "; "))
 
+	rec, err := startRecord(ctx, env, opts, rep)
+	if err != nil {
+		return rep, err
+	}
 	var retrainErr error
 	if rep.Decision == DecisionRetrain && opts.Retrain {
 		env.Log.Info("monitor: retraining", "reasons", strings.Join(rep.Reasons, "; "))
@@ -286,7 +303,7 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Report, error) {
 			rep.Retrain.Error = retrainErr.Error()
 		}
 	}
-	if err := record(ctx, env, opts, rep, retrainErr); err != nil {
+	if err := finishRecord(ctx, rec, opts, rep, retrainErr); err != nil {
 		return rep, err
 	}
 	if retrainErr != nil {
@@ -330,10 +347,9 @@ func decide(rep *Report, o Options) {
 	}
 }
 
-// record writes the report (run directory and Out) and the monitor's run
-// record: thresholds as params, realized metrics as final metrics, the
-// decision as a tag, the report as an artifact.
-func record(ctx context.Context, env *runenv.Env, o Options, rep *Report, retrainErr error) error {
+// startRecord starts the monitor's run record (runs/monitor-<time>/), so a
+// retraining it starts happens inside it.
+func startRecord(ctx context.Context, env *runenv.Env, o Options, rep *Report) (*tracking.Recorder, error) {
 	runsDir := o.RunsDir
 	if runsDir == "" {
 		runsDir = tracking.DefaultConfig().RunsDir
@@ -343,9 +359,16 @@ func record(ctx context.Context, env *runenv.Env, o Options, rep *Report, retrai
 	renv.RunID = rep.RunID
 	rec, err := tracking.StartRun(ctx, &renv, tracking.Options{Dir: dir, Name: rep.RunID, Command: "modax-ml monitor", Tracking: o.Tracking})
 	if err != nil {
-		return fmt.Errorf("monitor: %w", err)
+		return nil, fmt.Errorf("monitor: %w", err)
 	}
 	rep.Path = filepath.Join(dir, ReportFile)
+	return rec, nil
+}
+
+// finishRecord writes the report (run directory and Out) and completes the
+// run record: thresholds as params, realized metrics as final metrics, the
+// decision as a tag, the report as an artifact.
+func finishRecord(ctx context.Context, rec *tracking.Recorder, o Options, rep *Report, retrainErr error) error {
 	b, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		return err

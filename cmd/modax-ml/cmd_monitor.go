@@ -103,6 +103,7 @@ Exit status: 0 ok (or retrained and deployed, or "retrain" without --retrain),
 	bindString(f, "models-dir", "monitor.models_dir", d.ModelsDir, "model directory of the deployed model")
 	bindString(f, "reference", "monitor.reference", "", "validation report with the reference statistics (default: the deployed model's training run's)")
 	bindDuration(f, "lookback", "monitor.lookback", d.Lookback, "judge predictions and readings of this last period")
+	bindString(f, "at", "monitor.at", "", "judge as of this time (RFC 3339; default now), to replay history")
 	bindFloat(f, "max-mae", "monitor.max_mae", d.MaxMAE, "retrain when the realized MAE is above this (hours; 0: off)")
 	bindFloat(f, "max-degradation", "monitor.max_degradation", d.MaxDegradation, "retrain when the realized MAE is above (1 + this) × the test MAE (0: off)")
 	bindFloat(f, "max-psi", "monitor.max_psi", d.MaxPSI, "retrain when a sensor's PSI is above this (0: off)")
