@@ -47,8 +47,8 @@ const DefaultSampleSize = 100_000
 type Distribution struct {
 	// Count is the number of finite values seen; Sampled how many of them the
 	// quantiles and bins were computed from (Count up to the sample size).
-	Count   int64 `json:"count"`
-	Sampled int   `json:"sampled"`
+	Count   int64   `json:"count"`
+	Sampled int     `json:"sampled"`
 	Min     float64 `json:"min"`
 	Max     float64 `json:"max"`
 	Mean    float64 `json:"mean"`
