@@ -107,6 +107,8 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 	root.AddCommand(
 		newConfigCmd(a),
 		newVersionCmd(a),
+		newValidateCmd(a),
+		newLabelCmd(a),
 	)
 	return root
 }

@@ -10,6 +10,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/modax/modax-ml/internal/pg"
+	"github.com/modax/modax-ml/label"
+	"github.com/modax/modax-ml/validate"
 )
 
 // Config is the whole configuration. Each stage's section is that stage's
@@ -23,6 +25,9 @@ type Config struct {
 	Output string    `yaml:"output"`
 	Quiet  bool      `yaml:"quiet"`
 	DB     pg.Config `yaml:"db"`
+
+	Validate validate.Options `yaml:"validate"`
+	Label    label.Options    `yaml:"label"`
 }
 
 // Log configures logging.
@@ -39,6 +44,9 @@ func Default() Config {
 		Log:    Log{Format: "auto", Level: "info"},
 		Output: "text",
 		DB:     pg.DefaultConfig(),
+
+		Validate: validate.DefaultOptions(),
+		Label:    label.DefaultOptions(),
 	}
 }
 

@@ -1,0 +1,70 @@
+package validate
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+func TestMedian(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	for n := 1; n < 300; n++ {
+		for _, kind := range []string{"random", "few values", "constant", "sorted"} {
+			xs := make([]float64, n)
+			for i := range xs {
+				switch kind {
+				case "random":
+					xs[i] = rng.NormFloat64()
+				case "few values":
+					xs[i] = float64(rng.IntN(3))
+				case "constant":
+					xs[i] = 600
+				case "sorted":
+					xs[i] = float64(i)
+				}
+			}
+			s := slices.Clone(xs)
+			slices.Sort(s)
+			want := s[n/2]
+			if n%2 == 0 {
+				want = s[n/2-1] + (s[n/2]-s[n/2-1])/2
+			}
+			if got := median(xs); got != want {
+				t.Fatalf("%s n=%d: median %g, want %g", kind, n, got, want)
+			}
+		}
+	}
+}
+
+func TestHampel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	n := 300
+	xs := make([]float64, n)
+	for i := range xs {
+		// Accelerating degradation: a global median/MAD would flag the end.
+		xs[i] = 100 + 0.001*float64(i*i)/10 + rng.NormFloat64()
+	}
+	var got []int
+	emit := func(i int, score, med float64) { got = append(got, i) }
+	hampel(xs, 6, nil, nil, emit)
+	if len(got) != 0 {
+		t.Fatalf("trend flagged at %v", got)
+	}
+	xs[150] += 15
+	xs[151] -= 12
+	hampel(xs, 6, nil, nil, emit)
+	if !slices.Equal(got, []int{150, 151}) {
+		t.Fatalf("spikes flagged at %v, want [150 151]", got)
+	}
+	got = nil
+	flat := make([]float64, 50)
+	flat[20] = 1
+	hampel(flat, 6, nil, nil, emit)
+	if len(got) != 0 {
+		t.Fatalf("constant series (MAD 0) flagged at %v", got)
+	}
+	hampel(xs[:10], 6, nil, nil, emit) // shorter than a window: nothing
+	if len(got) != 0 {
+		t.Fatalf("short series flagged at %v", got)
+	}
+}
