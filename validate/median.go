@@ -1,9 +1,6 @@
 package validate
 
-import (
-	"math"
-	"slices"
-)
+import "math"
 
 // median returns the median of xs (the mean of the two middle values when
 // len(xs) is even), reordering xs. xs must not be empty or hold NaN. It is a
@@ -69,71 +66,43 @@ func selectK(xs []float64, k int) float64 {
 	return xs[k]
 }
 
-// hampelHalf is the half-width of the Hampel filter's window: a value is
-// compared with the median of itself and its hampelHalf neighbours on each
-// side.
-const hampelHalf = 5
-
-// hampel finds robust outliers in a series (a Hampel filter): the residual of
-// each value from the rolling median of its window (±hampelHalf values,
-// truncated at the ends) is scored against the series' median and MAD of
-// residuals, and emit is called for each value whose |score| exceeds z. The
-// rolling median follows slow trends (the degradation a RUL model learns), so
-// only spikes and jumps stand out. Nothing is reported when the residuals'
-// MAD is 0 (constant or few-valued series). xs must be finite; resid and
-// window are scratch space (returned for reuse).
-func hampel(xs []float64, z float64, resid, window []float64, emit func(i int, score, med float64)) ([]float64, []float64) {
+// spikes finds isolated spikes in a series: values that stand out from both
+// neighbours in the same direction by more than z robust standard deviations
+// of the series' steps, where the scale is 1.4826 × the MAD of the first
+// differences x[i] − x[i−1] (for white noise of deviation σ it estimates
+// σ·√2). A value inside a trend, a step or a smooth transition lies between
+// its neighbours and is never a spike; the first and last values have one
+// neighbour and are not judged. Nothing is reported when the MAD is 0
+// (constant or few-valued series). xs must be finite; diffs is scratch space
+// (returned for reuse). emit gets the index, the signed score (the smaller
+// excess over both neighbours, in robust deviations) and the scale.
+func spikes(xs []float64, z float64, diffs []float64, emit func(i int, score, scale float64)) []float64 {
 	n := len(xs)
-	resid = resid[:0]
-	window = window[:0]
-	if n < 2*hampelHalf+1 {
-		return resid, window
+	diffs = diffs[:0]
+	if n < 3 {
+		return diffs
 	}
-	insert := func(v float64) {
-		i, _ := slices.BinarySearch(window, v)
-		window = slices.Insert(window, i, v)
+	for i := 1; i < n; i++ {
+		diffs = append(diffs, xs[i]-xs[i-1])
 	}
-	remove := func(v float64) {
-		i, _ := slices.BinarySearch(window, v)
-		window = slices.Delete(window, i, i+1)
+	center := median(diffs)
+	for i := range diffs {
+		diffs[i] = math.Abs(diffs[i] - center)
 	}
-	mid := func() float64 {
-		m := len(window)
-		if m%2 == 1 {
-			return window[m/2]
-		}
-		return window[m/2-1] + (window[m/2]-window[m/2-1])/2
-	}
-	for j := 0; j <= hampelHalf && j < n; j++ {
-		insert(xs[j])
-	}
-	for i := range n {
-		if i > 0 {
-			if j := i + hampelHalf; j < n {
-				insert(xs[j])
-			}
-			if j := i - hampelHalf - 1; j >= 0 {
-				remove(xs[j])
-			}
-		}
-		resid = append(resid, xs[i]-mid())
-	}
-	// Center and scale of the residuals, on a copy (median reorders).
-	tmp := append(window[:0], resid...)
-	center := median(tmp)
-	for i := range tmp {
-		tmp[i] = math.Abs(resid[i] - center)
-	}
-	mad := median(tmp)
-	window = tmp
+	mad := median(diffs)
 	if mad == 0 {
-		return resid, window
+		return diffs
 	}
 	scale := 1.4826 * mad
-	for i, r := range resid {
-		if s := (r - center) / scale; math.Abs(s) > z {
-			emit(i, s, xs[i]-r)
+	limit := z * scale
+	for i := 1; i < n-1; i++ {
+		up, down := xs[i]-xs[i-1], xs[i]-xs[i+1]
+		switch {
+		case up > limit && down > limit:
+			emit(i, min(up, down)/scale, scale)
+		case up < -limit && down < -limit:
+			emit(i, max(up, down)/scale, scale)
 		}
 	}
-	return resid, window
+	return diffs
 }

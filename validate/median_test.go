@@ -36,35 +36,39 @@ func TestMedian(t *testing.T) {
 	}
 }
 
-func TestHampel(t *testing.T) {
+func TestSpikes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	n := 300
 	xs := make([]float64, n)
 	for i := range xs {
-		// Accelerating degradation: a global median/MAD would flag the end.
+		// Accelerating degradation and a load step: a global median/MAD
+		// would flag both.
 		xs[i] = 100 + 0.001*float64(i*i)/10 + rng.NormFloat64()
+		if i >= 200 {
+			xs[i] += 40
+		}
 	}
 	var got []int
-	emit := func(i int, score, med float64) { got = append(got, i) }
-	hampel(xs, 6, nil, nil, emit)
+	emit := func(i int, score, scale float64) { got = append(got, i) }
+	spikes(xs, 6, nil, emit)
 	if len(got) != 0 {
-		t.Fatalf("trend flagged at %v", got)
+		t.Fatalf("trend or step flagged at %v", got)
 	}
 	xs[150] += 15
-	xs[151] -= 12
-	hampel(xs, 6, nil, nil, emit)
-	if !slices.Equal(got, []int{150, 151}) {
-		t.Fatalf("spikes flagged at %v, want [150 151]", got)
+	xs[80] -= 12
+	spikes(xs, 6, nil, emit)
+	if !slices.Equal(got, []int{80, 150}) {
+		t.Fatalf("spikes flagged at %v, want [80 150]", got)
 	}
 	got = nil
 	flat := make([]float64, 50)
 	flat[20] = 1
-	hampel(flat, 6, nil, nil, emit)
+	spikes(flat, 6, nil, emit)
 	if len(got) != 0 {
 		t.Fatalf("constant series (MAD 0) flagged at %v", got)
 	}
-	hampel(xs[:10], 6, nil, nil, emit) // shorter than a window: nothing
+	spikes(xs[:2], 6, nil, emit)
 	if len(got) != 0 {
-		t.Fatalf("short series flagged at %v", got)
+		t.Fatalf("two values flagged at %v", got)
 	}
 }

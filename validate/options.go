@@ -32,10 +32,10 @@ type Options struct {
 	// GapFactor: a sampling gap longer than GapFactor × the device's median
 	// interval is reported.
 	GapFactor float64 `yaml:"gap_factor" json:"gap_factor"`
-	// OutlierZ: a value is an outlier when its residual from the median of
-	// itself and its 5 neighbours on each side (a Hampel filter, which follows
-	// slow degradation trends) exceeds OutlierZ robust standard deviations
-	// (1.4826 × the MAD of the device's residuals).
+	// OutlierZ: a value is an outlier (a spike) when it is above, or below,
+	// both its neighbours by more than OutlierZ robust deviations of the
+	// device's steps (1.4826 × the MAD of its first differences). Trends,
+	// steps and smooth transitions — degradation, load changes — never are.
 	OutlierZ float64 `yaml:"outlier_z" json:"outlier_z"`
 	// MaxMissing: a sensor missing in more than this share of a device's rows
 	// is a warning (any missing value is at least reported as info).

@@ -9,7 +9,7 @@
 // (Reader.Batches: null keys, timestamp order as written, missing/NaN/Inf,
 // bounds, the per-sensor distributions) and once a device at a time in time
 // order (Reader.DeviceFrames: duplicates, gaps, short devices, robust
-// outliers (a Hampel filter), and the class balance of the labels to come, computed with the
+// outliers (isolated spikes, median/MAD scaled), and the class balance of the labels to come, computed with the
 // label stage's rules from internal/rul).
 //
 // Every report carries this data's per-sensor distributions ("reference"),
@@ -572,7 +572,7 @@ func (v *validator) perDevice(ctx context.Context, r *dataset.Reader, sensors []
 	var cb ClassBalance
 	var st rul.Stats
 	var labels rul.Labels
-	var scratch, resid, window []float64
+	var scratch, diffs []float64
 	var idx []int
 	for f, err := range r.DeviceFrames(ctx, sensors) {
 		if err != nil {
@@ -620,7 +620,7 @@ func (v *validator) perDevice(ctx context.Context, r *dataset.Reader, sensors []
 			short++
 			exShort.add(example(f.Tenant, f.Device, f.Time[0], math.NaN(), fmt.Sprintf("%d rows < window %d", n, v.opts.Window)))
 		}
-		// Robust outliers: a Hampel filter over the device's usable values.
+		// Robust outliers: isolated spikes among the device's usable values.
 		for si, s := range v.sensors {
 			scratch, idx = scratch[:0], idx[:0]
 			for i, x := range f.Sensors[si] {
@@ -630,12 +630,12 @@ func (v *validator) perDevice(ctx context.Context, r *dataset.Reader, sensors []
 				}
 			}
 			var o int64
-			resid, window = hampel(scratch, v.opts.OutlierZ, resid, window, func(k int, score, med float64) {
+			diffs = spikes(scratch, v.opts.OutlierZ, diffs, func(k int, score, scale float64) {
 				o++
 				i := idx[k]
 				if !s.exOutliers.full(f.Tenant, f.Device, f.Time[i]) {
 					s.exOutliers.add(example(f.Tenant, f.Device, f.Time[i], f.Sensors[si][i],
-						fmt.Sprintf("robust z %.1f against the median %.6g of its %d neighbours", score, med, 2*hampelHalf)))
+						fmt.Sprintf("spike of %.1f robust deviations (%.3g) over both neighbours", score, scale)))
 				}
 			})
 			if o > 0 {
@@ -687,8 +687,8 @@ func (v *validator) perDevice(ctx context.Context, r *dataset.Reader, sensors []
 		v.rep.Sensors[s.name] = q
 		if s.outliers > 0 {
 			v.add(Finding{Check: CheckOutliers, Severity: Warning, Sensor: s.name, Count: s.outliers, Unit: "rows", Total: rows, Devices: s.outlierDev,
-				Message: fmt.Sprintf("sensor %s has %d robust outliers (|z| > %g against the rolling median of %d neighbours, scaled by the device's MAD of residuals) on %d devices",
-					s.name, s.outliers, v.opts.OutlierZ, 2*hampelHalf, s.outlierDev),
+				Message: fmt.Sprintf("sensor %s has %d spikes (above or below both neighbours by more than %g × 1.4826 × the device's MAD of steps) on %d devices",
+					s.name, s.outliers, v.opts.OutlierZ, s.outlierDev),
 				Examples: s.exOutliers.items})
 		}
 	}
