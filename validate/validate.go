@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -361,13 +362,15 @@ func (v *validator) scan(ctx context.Context, r *dataset.Reader) (bool, error) {
 			for hi < n && !nullKey(hi) && dev.Value(hi) == d && tenant.Value(hi) == t {
 				hi++
 			}
-			key := deviceKey{t, d}
-			dv := v.devices[key]
+			dv := v.devices[deviceKey{t, d}]
 			if dv == nil {
+				// Value is a view into the batch: keep copies, not the batch.
+				key := deviceKey{strings.Clone(t), strings.Clone(d)}
 				dv = &device{key: key, first: math.MaxInt64, last: math.MinInt64, prev: math.MinInt64, missing: make([]int64, len(v.sensors))}
 				v.devices[key] = dv
 				v.order = append(v.order, dv)
 			}
+			t, d = dv.key.tenant, dv.key.device
 			if dv != cur {
 				if v.markedSorted {
 					switch {
