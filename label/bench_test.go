@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
@@ -101,7 +103,7 @@ func peakHeap(fn func()) uint64 {
 // with the number of devices (streaming one device at a time). The label
 // computation alone is internal/rul's BenchmarkLabel.
 func BenchmarkRun(b *testing.B) {
-	for _, devices := range []int{100, 1000} {
+	for _, devices := range benchDevices {
 		const rows = 10_000
 		b.Run(fmt.Sprintf("devices=%d/rows=%d", devices, devices*rows), func(b *testing.B) {
 			dir := b.TempDir()
@@ -146,5 +148,17 @@ func TestMemoryBoundedByDevice(t *testing.T) {
 	t.Logf("peak live heap: %.1f MB for 200k rows, %.1f MB for 2M rows", float64(small)/(1<<20), float64(large)/(1<<20))
 	if float64(large) > 1.5*float64(small)+8<<20 {
 		t.Fatalf("peak heap grew from %d to %d bytes with ten times the devices", small, large)
+	}
+}
+
+// benchDevices are the fleet sizes of BenchmarkRun (10k readings each).
+var benchDevices = []int{100, 1000}
+
+func init() {
+	if v := os.Getenv("MODAX_BENCH_DEVICES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err == nil {
+			benchDevices = []int{n}
+		}
 	}
 }
