@@ -48,7 +48,7 @@ type Options struct {
 	MaxKS  float64 `yaml:"max_ks" json:"max_ks"`
 	// Bounds are physical ranges per sensor ("sensor=min:max", either side
 	// may be empty); values outside are errors.
-	Bounds []Bound `yaml:"bounds" json:"bounds"`
+	Bounds Bounds `yaml:"bounds" json:"bounds"`
 	// Horizon, Critical, Warning: the labelling rules the class balance is
 	// computed with (keep them equal to the label stage's).
 	Horizon  float64 `yaml:"horizon" json:"horizon"`
@@ -75,7 +75,7 @@ func DefaultOptions() Options {
 		NearConstant: 0.99,
 		MaxPSI:       0.25,
 		MaxKS:        0.1,
-		Bounds:       []Bound{},
+		Bounds:       Bounds{},
 		Horizon:      r.Horizon,
 		Critical:     r.Thresholds.Critical,
 		Warning:      r.Thresholds.Warning,
@@ -182,6 +182,28 @@ func (b *Bound) UnmarshalText(text []byte) error {
 		return err
 	}
 	*b = v
+	return nil
+}
+
+// Bounds is a list of bounds. Besides a YAML/JSON list it reads from one
+// comma-separated string ("temp=-40:150,current=0:"), the form of an
+// environment variable (MODAX_VALIDATE_BOUNDS).
+type Bounds []Bound
+
+// UnmarshalText implements encoding.TextUnmarshaler for the comma-separated form.
+func (bs *Bounds) UnmarshalText(text []byte) error {
+	out := Bounds{}
+	for _, part := range strings.Split(string(text), ",") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		b, err := ParseBound(part)
+		if err != nil {
+			return err
+		}
+		out = append(out, b)
+	}
+	*bs = out
 	return nil
 }
 

@@ -253,7 +253,7 @@ func TestPlantedDefects(t *testing.T) {
 		}},
 		{name: "out of physical bounds", want: []string{"out_of_range/error/temp"}, count: 1,
 			opts: func(o *Options) {
-				o.Bounds = []Bound{{Sensor: "temp", Min: -40, Max: 150}, {Sensor: "vib", Min: 0, Max: math.Inf(1)}}
+				o.Bounds = Bounds{{Sensor: "temp", Min: -40, Max: 150}, {Sensor: "vib", Min: 0, Max: math.Inf(1)}}
 			},
 			plant: func(f *fleet) {
 				f.rows[f.deviceRows("dev-2")[50]].vals[0] = 400
@@ -498,8 +498,8 @@ func TestOptionErrors(t *testing.T) {
 		func(o *Options) { o.Window = 0 },
 		func(o *Options) { o.GapFactor = 1 },
 		func(o *Options) { o.Critical, o.Warning = 50, 10 },
-		func(o *Options) { o.Bounds = []Bound{{Sensor: "nope", Min: 0, Max: 1}} },
-		func(o *Options) { o.Bounds = []Bound{{Sensor: "temp", Max: 1}, {Sensor: "temp", Max: 2}} },
+		func(o *Options) { o.Bounds = Bounds{{Sensor: "nope", Min: 0, Max: 1}} },
+		func(o *Options) { o.Bounds = Bounds{{Sensor: "temp", Max: 1}, {Sensor: "temp", Max: 2}} },
 	} {
 		_, err := run(t, cleanFleet(), mod)
 		if !errors.Is(err, exitcode.ErrUsage) {
@@ -533,5 +533,22 @@ func TestParseBound(t *testing.T) {
 				t.Errorf("%q: round trip %q -> %+v %v", tc.in, b.String(), again, err)
 			}
 		}
+	}
+}
+
+func TestBoundsText(t *testing.T) {
+	var bs Bounds
+	if err := bs.UnmarshalText([]byte("temp=-40:150, current=0:,")); err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) != 2 || bs[0].Sensor != "temp" || bs[1].Min != 0 || !math.IsInf(bs[1].Max, 1) {
+		t.Fatalf("bounds %+v", bs)
+	}
+	if err := bs.UnmarshalText([]byte("temp=1:0")); err == nil {
+		t.Fatal("min > max accepted")
+	}
+	b, err := json.Marshal(Bounds{{Sensor: "a", Min: -1, Max: math.Inf(1)}})
+	if err != nil || string(b) != `["a=-1:"]` {
+		t.Fatalf("json %s %v", b, err)
 	}
 }
