@@ -471,7 +471,7 @@ func TestGateAndDeterminism(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a = bytes.Replace(a, []byte(`"fail_on": "error"`), []byte(`"fail_on": "warning"`), -1)
+	a = bytes.ReplaceAll(a, []byte(`"fail_on": "error"`), []byte(`"fail_on": "warning"`))
 	a = bytes.Replace(a, []byte(`"failed": false`), []byte(`"failed": true`), 1)
 	a = bytes.Replace(a, []byte("a.json"), []byte("b.json"), 1)
 	if !bytes.Equal(a, b) {
