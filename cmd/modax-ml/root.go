@@ -109,6 +109,8 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 		newVersionCmd(a),
 		newValidateCmd(a),
 		newLabelCmd(a),
+		newRunsCmd(a),
+		newTrackingCmd(a),
 	)
 	return root
 }

@@ -10,6 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/modax/modax-ml/internal/pg"
+	"github.com/modax/modax-ml/internal/tracking"
 	"github.com/modax/modax-ml/label"
 	"github.com/modax/modax-ml/validate"
 )
@@ -26,6 +27,7 @@ type Config struct {
 	Quiet  bool      `yaml:"quiet"`
 	DB     pg.Config `yaml:"db"`
 
+	Tracking tracking.Config  `yaml:"tracking"`
 	Validate validate.Options `yaml:"validate"`
 	Label    label.Options    `yaml:"label"`
 }
@@ -45,6 +47,7 @@ func Default() Config {
 		Output: "text",
 		DB:     pg.DefaultConfig(),
 
+		Tracking: tracking.DefaultConfig(),
 		Validate: validate.DefaultOptions(),
 		Label:    label.DefaultOptions(),
 	}
@@ -53,6 +56,9 @@ func Default() Config {
 // Redacted returns a copy safe to print: secrets hidden.
 func (c Config) Redacted() Config {
 	c.DB.DSN = pg.Redact(c.DB.DSN)
+	if c.Tracking.URI != "" {
+		c.Tracking.URI = tracking.RedactURI(c.Tracking.URI)
+	}
 	return c
 }
 
