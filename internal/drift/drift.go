@@ -271,9 +271,20 @@ type Comparison struct {
 	Count int `json:"count"`
 }
 
-// Compare measures the drift of the sorted finite values cur against ref.
-// It returns ok=false when either side is empty.
+// Compare measures the drift of the values cur (any order; NaN and ±Inf are
+// ignored; cur is not modified) against ref. It returns ok=false when either
+// side has no value.
 func Compare(ref Distribution, cur []float64) (Comparison, bool) {
+	if !slices.IsSorted(cur) || slices.ContainsFunc(cur, nonFinite) {
+		c := make([]float64, 0, len(cur))
+		for _, x := range cur {
+			if !nonFinite(x) {
+				c = append(c, x)
+			}
+		}
+		slices.Sort(c)
+		cur = c
+	}
 	if ref.Empty() || len(cur) == 0 || len(ref.Bins.Proportions) != len(ref.Bins.Edges)+1 {
 		return Comparison{}, false
 	}
@@ -283,6 +294,8 @@ func Compare(ref Distribution, cur []float64) (Comparison, bool) {
 		Count: len(cur),
 	}, true
 }
+
+func nonFinite(x float64) bool { return math.IsNaN(x) || math.IsInf(x, 0) }
 
 // Reference is the per-sensor reference distributions stored in a validation
 // report.
