@@ -185,8 +185,10 @@ type SensorQuality struct {
 	NaN          int64   `json:"nan"`
 	Inf          int64   `json:"inf"`
 	MissingRatio float64 `json:"missing_ratio"`
-	// MaxDeviceMissingRatio is the largest missing ratio of one device.
+	// MaxDeviceMissingRatio is the largest missing ratio of one device;
+	// DevicesWithMissing counts devices with any missing value.
 	MaxDeviceMissingRatio float64 `json:"max_device_missing_ratio"`
+	DevicesWithMissing    int64   `json:"devices_with_missing"`
 	OutOfRange            int64   `json:"out_of_range"`
 	Outliers              int64   `json:"outliers"`
 }

@@ -485,6 +485,9 @@ func (v *validator) sensorFindings(ref *drift.Reference) {
 		for _, d := range v.order {
 			r := ratio(d.missing[si], d.rows)
 			q.MaxDeviceMissingRatio = max(q.MaxDeviceMissingRatio, r)
+			if d.missing[si] > 0 {
+				q.DevicesWithMissing++
+			}
 			if r > v.opts.MaxMissing {
 				over++
 			}

@@ -394,6 +394,9 @@ func TestExamplesPointAtTheDefect(t *testing.T) {
 		t.Fatal(err)
 	}
 	ex = rep.Findings[0].Examples
+	if q := rep.Sensors["temp"]; q.Missing != 22 || q.DevicesWithMissing != 2 || math.Abs(q.MaxDeviceMissingRatio-20.0/120) > 1e-12 {
+		t.Fatalf("sensor quality %+v", q)
+	}
 	if len(ex) != 3 || ex[0].Device != "dev-1" || ex[1].Device != "dev-1" || ex[2].Device != "dev-3" ||
 		ex[2].Timestamp != formatTime(f.rows[f.deviceRows("dev-3")[60]].ts) || rep.Findings[0].Devices != 1 {
 		t.Fatalf("examples %+v (devices %d)", ex, rep.Findings[0].Devices)
