@@ -106,6 +106,8 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 
 	root.AddCommand(
 		newConfigCmd(a),
+		newExportCmd(a),
+		newDeployCmd(a),
 		newVersionCmd(a),
 		newValidateCmd(a),
 		newLabelCmd(a),

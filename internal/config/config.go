@@ -9,6 +9,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/modax/modax-ml/deploy"
+	"github.com/modax/modax-ml/export"
 	"github.com/modax/modax-ml/internal/pg"
 	"github.com/modax/modax-ml/internal/tracking"
 	"github.com/modax/modax-ml/label"
@@ -30,6 +32,8 @@ type Config struct {
 	Tracking tracking.Config  `yaml:"tracking"`
 	Validate validate.Options `yaml:"validate"`
 	Label    label.Options    `yaml:"label"`
+	Export   export.Options   `yaml:"export"`
+	Deploy   deploy.Options   `yaml:"deploy"`
 }
 
 // Log configures logging.
@@ -50,6 +54,8 @@ func Default() Config {
 		Tracking: tracking.DefaultConfig(),
 		Validate: validate.DefaultOptions(),
 		Label:    label.DefaultOptions(),
+		Export:   export.DefaultOptions(),
+		Deploy:   deploy.DefaultOptions(),
 	}
 }
 
