@@ -107,6 +107,7 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 	root.AddCommand(
 		newConfigCmd(a),
 		newVersionCmd(a),
+		newFeaturesCmd(a),
 	)
 	return root
 }

@@ -9,6 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/modax/modax-ml/features"
 	"github.com/modax/modax-ml/internal/pg"
 )
 
@@ -23,6 +24,8 @@ type Config struct {
 	Output string    `yaml:"output"`
 	Quiet  bool      `yaml:"quiet"`
 	DB     pg.Config `yaml:"db"`
+
+	Features features.Options `yaml:"features"`
 }
 
 // Log configures logging.
@@ -39,6 +42,8 @@ func Default() Config {
 		Log:    Log{Format: "auto", Level: "info"},
 		Output: "text",
 		DB:     pg.DefaultConfig(),
+
+		Features: features.DefaultOptions(),
 	}
 }
 
