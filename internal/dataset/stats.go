@@ -10,6 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
 )
 
 // Columns and metadata of the time-bucketed stats variant.
@@ -95,6 +96,13 @@ func createStats(loc string, features []string, cols []Column, bucketed bool, me
 	m := meta.Clone()
 	m.MustSet(MetaFeatures, features)
 	sch := NewSchema(KindStats, cols, m)
+	// Feature columns are floats: no dictionary (hashing every value for a
+	// dictionary they overflow anyway), byte-stream split for zstd.
+	var props []parquet.WriterProperty
+	for _, f := range features {
+		props = append(props, parquet.WithDictionaryFor(f, false), parquet.WithEncodingFor(f, parquet.Encodings.ByteStreamSplit))
+	}
+	opts = append([]WriterOption{withParquetProps(props...)}, opts...)
 	w, err := Create(loc, sch, opts...)
 	if err != nil {
 		return nil, err
@@ -109,6 +117,7 @@ func createStats(loc string, features []string, cols []Column, bucketed bool, me
 	for i := range features {
 		sw.feats = append(sw.feats, bld.Field(key+i).(*array.Float64Builder))
 	}
+	bld.Reserve(DefaultBatchRows)
 	return sw, nil
 }
 
@@ -175,7 +184,10 @@ func (w *StatsWriter) appendValues(values []float64) error {
 	}
 	w.pending++
 	if w.pending >= DefaultBatchRows {
-		return w.flush()
+		if err := w.flush(); err != nil {
+			return err
+		}
+		w.bld.Reserve(DefaultBatchRows)
 	}
 	return nil
 }

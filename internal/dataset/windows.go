@@ -244,7 +244,10 @@ func (w *WindowsWriter) Append(win *Window) error {
 	w.x.AppendValues(win.X, nil)
 	w.pending++
 	if w.pending >= windowsBatch {
-		return w.flush()
+		if err := w.flush(); err != nil {
+			return err
+		}
+		w.reserve()
 	}
 	return nil
 }
@@ -256,11 +259,7 @@ func (w *WindowsWriter) flush() error {
 	rec := w.bld.NewRecordBatch()
 	defer rec.Release()
 	w.pending = 0
-	if err := w.Write(rec); err != nil {
-		return err
-	}
-	w.reserve()
-	return nil
+	return w.Write(rec)
 }
 
 // Commit writes the last batch and moves the file into place.
