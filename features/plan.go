@@ -136,7 +136,7 @@ func (p *planner) prepare(seq int, f *dataset.Frame) *device {
 	w := p.window
 	lo = 0
 	for i := 1; i <= n; i++ {
-		if i < n && f.LifeID[i] == f.LifeID[i-1] && !(gap > 0 && f.Time[i]-f.Time[i-1] > gap) {
+		if i < n && f.LifeID[i] == f.LifeID[i-1] && (gap <= 0 || f.Time[i]-f.Time[i-1] <= gap) {
 			continue
 		}
 		seg := [2]int{lo, i}

@@ -34,6 +34,7 @@ func TestWindowGrid(t *testing.T) {
 		{
 			name: "life shorter than the window", frame: func() *dataset.Frame { return one(4) }, window: 5, stride: 1,
 			check: func(t *testing.T, c Counts) {
+				t.Helper()
 				if c.ShortSegments != 1 {
 					t.Errorf("short segments = %d, want 1", c.ShortSegments)
 				}
@@ -53,6 +54,7 @@ func TestWindowGrid(t *testing.T) {
 			frame:    func() *dataset.Frame { return concat(one(5), one(6)) },
 			wantEnds: []int32{2, 3, 4, 7, 8, 9, 10},
 			check: func(t *testing.T, c Counts) {
+				t.Helper()
 				if c.Lives != 2 || c.Segments != 2 {
 					t.Errorf("lives %d segments %d, want 2 and 2", c.Lives, c.Segments)
 				}
@@ -69,6 +71,7 @@ func TestWindowGrid(t *testing.T) {
 			},
 			wantEnds: []int32{2, 3, 4, 5, 8, 9},
 			check: func(t *testing.T, c Counts) {
+				t.Helper()
 				if c.GapSplits != 1 || c.Lives != 1 || c.Segments != 2 {
 					t.Errorf("gap splits %d lives %d segments %d, want 1, 1, 2", c.GapSplits, c.Lives, c.Segments)
 				}
@@ -109,6 +112,7 @@ func TestWindowGrid(t *testing.T) {
 			},
 			wantEnds: []int32{2, 3, 4, 5, 6},
 			check: func(t *testing.T, c Counts) {
+				t.Helper()
 				if c.CensoredRows != 3 || c.DroppedCensored != 3 {
 					t.Errorf("censored rows %d dropped %d, want 3 and 3", c.CensoredRows, c.DroppedCensored)
 				}
@@ -132,6 +136,7 @@ func TestWindowGrid(t *testing.T) {
 			},
 			wantEnds: []int32{2, 3, 7, 8, 9},
 			check: func(t *testing.T, c Counts) {
+				t.Helper()
 				if c.DroppedMissing != 3 || c.MissingValues != 1 || c.FilledValues != 0 {
 					t.Errorf("dropped %d missing %d filled %d, want 3, 1, 0", c.DroppedMissing, c.MissingValues, c.FilledValues)
 				}
@@ -151,6 +156,7 @@ func TestWindowGrid(t *testing.T) {
 			// Rows 0 and 8 stay missing: windows ending at 2 and at 8..10 go.
 			wantEnds: []int32{3, 4, 5, 6, 7, 11},
 			check: func(t *testing.T, c Counts) {
+				t.Helper()
 				if c.FilledValues != 3 || c.MissingValues != 2 || c.DroppedMissing != 4 {
 					t.Errorf("filled %d missing %d dropped %d, want 3, 2, 4", c.FilledValues, c.MissingValues, c.DroppedMissing)
 				}
