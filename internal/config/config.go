@@ -9,8 +9,11 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/modax/modax-ml/deploy"
+	"github.com/modax/modax-ml/export"
 	"github.com/modax/modax-ml/features"
 	"github.com/modax/modax-ml/internal/pg"
+	"github.com/modax/modax-ml/internal/tracking"
 )
 
 // Config is the whole configuration. Each stage's section is that stage's
@@ -25,6 +28,9 @@ type Config struct {
 	Quiet  bool      `yaml:"quiet"`
 	DB     pg.Config `yaml:"db"`
 
+	Tracking tracking.Config  `yaml:"tracking"`
+	Export   export.Options   `yaml:"export"`
+	Deploy   deploy.Options   `yaml:"deploy"`
 	Features features.Options `yaml:"features"`
 }
 
@@ -43,6 +49,9 @@ func Default() Config {
 		Output: "text",
 		DB:     pg.DefaultConfig(),
 
+		Tracking: tracking.DefaultConfig(),
+		Export:   export.DefaultOptions(),
+		Deploy:   deploy.DefaultOptions(),
 		Features: features.DefaultOptions(),
 	}
 }
@@ -50,6 +59,9 @@ func Default() Config {
 // Redacted returns a copy safe to print: secrets hidden.
 func (c Config) Redacted() Config {
 	c.DB.DSN = pg.Redact(c.DB.DSN)
+	if c.Tracking.URI != "" {
+		c.Tracking.URI = tracking.RedactURI(c.Tracking.URI)
+	}
 	return c
 }
 
