@@ -514,3 +514,45 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }
+
+// TestSixCMAPSSConditions: the six FD002/FD004 operating conditions (altitude
+// in kft, Mach, throttle resolver angle), with the small noise of the real
+// files, are found as six conditions by rounding to 0 decimals, and every row
+// goes to the condition it was drawn from.
+func TestSixCMAPSSConditions(t *testing.T) {
+	conds := [][3]float64{{42, 0.84, 100}, {35, 0.84, 100}, {25, 0.62, 60}, {20, 0.70, 100}, {10, 0.25, 100}, {0, 0, 100}}
+	dir := t.TempDir()
+	var frames []*dataset.Frame
+	drawn := map[string][]int{}
+	for d := range 20 {
+		f := lifeFrame("t", fmt.Sprintf("unit-%02d", d), 120, 0, 125, 4, func(int, int) float64 { return 0 })
+		for i := range f.Len() {
+			k := (i*5 + d*3 + i/7) % 6
+			drawn[f.Device] = append(drawn[f.Device], k)
+			noise := math.Sin(float64(i*31+d)) // in [-1, 1]
+			f.Sensors[0][i] = conds[k][0] + 0.005*noise
+			f.Sensors[1][i] = conds[k][1] + 0.0005*noise
+			f.Sensors[2][i] = conds[k][2]
+			f.Sensors[3][i] = 500 + 10*float64(k) + noise
+		}
+		frames = append(frames, f)
+	}
+	writeLabeled(t, filepath.Join(dir, "labeled.parquet"), []string{"setting_1", "setting_2", "setting_3", "s_2"}, 125, frames...)
+	res := runIn(t, dir, func(o *Options) {
+		o.ConditionColumns = []string{"setting_1", "setting_2", "setting_3"}
+		o.Stats = ""
+	})
+	c := res.Scaler.Conditions
+	if c == nil || len(c.Centers) != 6 {
+		t.Fatalf("found %v conditions, want the 6 of C-MAPSS", c)
+	}
+	for _, f := range frames {
+		for i := range f.Len() {
+			got := c.Centers[c.Condition([]float64{f.Sensors[0][i], f.Sensors[1][i], f.Sensors[2][i]})]
+			want := conds[drawn[f.Device][i]]
+			if math.Abs(got[0]-want[0]) > 0.01 || math.Abs(got[1]-want[1]) > 0.001 || got[2] != want[2] {
+				t.Fatalf("%s row %d: condition center %v, drawn from %v", f.Device, i, got, want)
+			}
+		}
+	}
+}
