@@ -529,7 +529,7 @@ func TestSixCMAPSSConditions(t *testing.T) {
 		for i := range f.Len() {
 			k := (i*5 + d*3 + i/7) % 6
 			drawn[f.Device] = append(drawn[f.Device], k)
-			noise := math.Sin(float64(i*31+d)) // in [-1, 1]
+			noise := math.Sin(float64(i*31 + d)) // in [-1, 1]
 			f.Sensors[0][i] = conds[k][0] + 0.005*noise
 			f.Sensors[1][i] = conds[k][1] + 0.0005*noise
 			f.Sensors[2][i] = conds[k][2]
