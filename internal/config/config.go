@@ -9,6 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/modax/modax-ml/collect"
 	"github.com/modax/modax-ml/deploy"
 	"github.com/modax/modax-ml/export"
 	"github.com/modax/modax-ml/features"
@@ -28,6 +29,7 @@ type Config struct {
 	Quiet  bool      `yaml:"quiet"`
 	DB     pg.Config `yaml:"db"`
 
+	Collect  collect.Options  `yaml:"collect"`
 	Tracking tracking.Config  `yaml:"tracking"`
 	Export   export.Options   `yaml:"export"`
 	Deploy   deploy.Options   `yaml:"deploy"`
@@ -49,6 +51,7 @@ func Default() Config {
 		Output: "text",
 		DB:     pg.DefaultConfig(),
 
+		Collect:  collect.DefaultOptions(),
 		Tracking: tracking.DefaultConfig(),
 		Export:   export.DefaultOptions(),
 		Deploy:   deploy.DefaultOptions(),
