@@ -109,10 +109,13 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 		newExportCmd(a),
 		newDeployCmd(a),
 		newVersionCmd(a),
+		newCollectCmd(a),
+		newDBCmd(a),
 		newValidateCmd(a),
 		newLabelCmd(a),
 		newRunsCmd(a),
 		newTrackingCmd(a),
+		newFeaturesCmd(a),
 	)
 	return root
 }

@@ -9,8 +9,10 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/modax/modax-ml/collect"
 	"github.com/modax/modax-ml/deploy"
 	"github.com/modax/modax-ml/export"
+	"github.com/modax/modax-ml/features"
 	"github.com/modax/modax-ml/internal/pg"
 	"github.com/modax/modax-ml/internal/tracking"
 	"github.com/modax/modax-ml/label"
@@ -29,9 +31,11 @@ type Config struct {
 	Quiet  bool      `yaml:"quiet"`
 	DB     pg.Config `yaml:"db"`
 
-	Tracking tracking.Config  `yaml:"tracking"`
+	Collect  collect.Options  `yaml:"collect"`
 	Validate validate.Options `yaml:"validate"`
 	Label    label.Options    `yaml:"label"`
+	Features features.Options `yaml:"features"`
+	Tracking tracking.Config  `yaml:"tracking"`
 	Export   export.Options   `yaml:"export"`
 	Deploy   deploy.Options   `yaml:"deploy"`
 }
@@ -51,11 +55,13 @@ func Default() Config {
 		Output: "text",
 		DB:     pg.DefaultConfig(),
 
+		Collect:  collect.DefaultOptions(),
 		Tracking: tracking.DefaultConfig(),
 		Validate: validate.DefaultOptions(),
 		Label:    label.DefaultOptions(),
 		Export:   export.DefaultOptions(),
 		Deploy:   deploy.DefaultOptions(),
+		Features: features.DefaultOptions(),
 	}
 }
 

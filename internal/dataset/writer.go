@@ -133,6 +133,13 @@ type WriterOption func(*writerConfig)
 type writerConfig struct {
 	mem   memory.Allocator
 	level int
+	props []parquet.WriterProperty // per-schema tuning (e.g. CreateWindows)
+}
+
+// withParquetProps adds Parquet writer properties (used by the typed writers
+// of this package for column-specific encodings).
+func withParquetProps(props ...parquet.WriterProperty) WriterOption {
+	return func(c *writerConfig) { c.props = append(c.props, props...) }
 }
 
 // WithAllocator sets the allocator used while encoding.
@@ -170,12 +177,12 @@ func Create(loc string, schema *arrow.Schema, opts ...WriterOption) (*Writer, er
 	if err != nil {
 		return nil, err
 	}
-	props := parquet.NewWriterProperties(
+	props := parquet.NewWriterProperties(append([]parquet.WriterProperty{
 		parquet.WithCompression(compress.Codecs.Zstd),
 		parquet.WithCompressionLevel(cfg.level),
 		parquet.WithAllocator(cfg.mem),
-		parquet.WithMaxRowGroupLength(1<<20),
-	)
+		parquet.WithMaxRowGroupLength(1 << 20),
+	}, append(dictionaryProps(schema), cfg.props...)...)...)
 	buf := bufio.NewWriterSize(f, 1<<20)
 	fw, err := pqarrow.NewFileWriter(schema, buf, props,
 		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(cfg.mem)))
@@ -237,4 +244,18 @@ func (w *Writer) Abort() {
 		w.fw = nil
 	}
 	w.file.Abort()
+}
+
+// dictionaryProps enables dictionary encoding for string columns only (ids,
+// classes: few distinct values). Sensor values and times are nearly all
+// distinct, and dictionary-encoding them costs a hash table per column for
+// nothing: measured 3× slower writes (collect benchmark).
+func dictionaryProps(schema *arrow.Schema) []parquet.WriterProperty {
+	props := []parquet.WriterProperty{parquet.WithDictionaryDefault(false)}
+	for _, f := range schema.Fields() {
+		if f.Type.ID() == arrow.STRING {
+			props = append(props, parquet.WithDictionaryFor(f.Name, true))
+		}
+	}
+	return props
 }
