@@ -72,18 +72,26 @@ func selectK(xs []float64, k int) float64 {
 // differences x[i] − x[i−1] (for white noise of deviation σ it estimates
 // σ·√2). A value inside a trend, a step or a smooth transition lies between
 // its neighbours and is never a spike; the first and last values have one
-// neighbour and are not judged. Nothing is reported when the MAD is 0
-// (constant or few-valued series). xs must be finite; diffs is scratch space
-// (returned for reuse). emit gets the index, the signed score (the smaller
-// excess over both neighbours, in robust deviations) and the scale.
-func spikes(xs []float64, z float64, diffs []float64, emit func(i int, score, scale float64)) []float64 {
+// neighbour and are not judged. broken(i) reports that the step from i−1 to i
+// crosses a sampling gap: that step takes no part in the scale and the values
+// on either side of it are not judged (nil: no gaps). Nothing is reported when
+// the MAD is 0 (constant or few-valued series). xs must be finite; diffs is
+// scratch space (returned for reuse). emit gets the index, the signed score
+// (the smaller excess over both neighbours, in robust deviations) and the scale.
+func spikes(xs []float64, z float64, broken func(i int) bool, diffs []float64, emit func(i int, score, scale float64)) []float64 {
 	n := len(xs)
 	diffs = diffs[:0]
 	if n < 3 {
 		return diffs
 	}
+	gap := func(i int) bool { return broken != nil && broken(i) }
 	for i := 1; i < n; i++ {
-		diffs = append(diffs, xs[i]-xs[i-1])
+		if !gap(i) {
+			diffs = append(diffs, xs[i]-xs[i-1])
+		}
+	}
+	if len(diffs) == 0 {
+		return diffs
 	}
 	center := median(diffs)
 	for i := range diffs {
@@ -96,6 +104,9 @@ func spikes(xs []float64, z float64, diffs []float64, emit func(i int, score, sc
 	scale := 1.4826 * mad
 	limit := z * scale
 	for i := 1; i < n-1; i++ {
+		if gap(i) || gap(i+1) {
+			continue
+		}
 		up, down := xs[i]-xs[i-1], xs[i]-xs[i+1]
 		switch {
 		case up > limit && down > limit:

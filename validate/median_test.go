@@ -50,25 +50,33 @@ func TestSpikes(t *testing.T) {
 	}
 	var got []int
 	emit := func(i int, score, scale float64) { got = append(got, i) }
-	spikes(xs, 6, nil, emit)
+	spikes(xs, 6, nil, nil, emit)
 	if len(got) != 0 {
 		t.Fatalf("trend or step flagged at %v", got)
 	}
 	xs[150] += 15
 	xs[80] -= 12
-	spikes(xs, 6, nil, emit)
+	spikes(xs, 6, nil, nil, emit)
 	if !slices.Equal(got, []int{80, 150}) {
 		t.Fatalf("spikes flagged at %v, want [80 150]", got)
 	}
 	got = nil
 	flat := make([]float64, 50)
 	flat[20] = 1
-	spikes(flat, 6, nil, emit)
+	spikes(flat, 6, nil, nil, emit)
 	if len(got) != 0 {
 		t.Fatalf("constant series (MAD 0) flagged at %v", got)
 	}
-	spikes(xs[:2], 6, nil, emit)
+	spikes(xs[:2], 6, nil, nil, emit)
 	if len(got) != 0 {
 		t.Fatalf("two values flagged at %v", got)
+	}
+	// A value next to a gap is not judged against the far side of the gap.
+	xs[150] -= 15
+	xs[81] -= 30 // after a gap at 81: 80 and 81 both look like spikes without it
+	got = nil
+	spikes(xs, 6, func(i int) bool { return i == 81 }, nil, emit)
+	if len(got) != 0 {
+		t.Fatalf("flagged across a gap at %v", got)
 	}
 }

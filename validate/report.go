@@ -77,7 +77,7 @@ var checkInfo = []struct{ id, what string }{
 	{CheckConstant, "sensors with a single value (zero variance)"},
 	{CheckNearConstant, "sensors whose most frequent value covers at least near_constant of the values"},
 	{CheckOutOfRange, "values outside the configured physical bounds"},
-	{CheckOutliers, "robust outliers: spikes above or below both neighbours by more than outlier_z · 1.4826 · MAD of the device's steps"},
+	{CheckOutliers, "robust outliers: spikes above or below both neighbours by more than outlier_z · 1.4826 · MAD of the device's steps (not across sampling gaps)"},
 	{CheckGaps, "sampling gaps longer than gap_factor × the device's median interval"},
 	{CheckShortDevices, "devices with fewer rows than the features window"},
 	{CheckFailureUnknown, "failure events of devices without readings"},

@@ -605,10 +605,12 @@ func (v *validator) perDevice(ctx context.Context, r *dataset.Reader, sensors []
 			dupRows += dups
 			dupDevices++
 		}
+		gapLimit := math.Inf(1)
 		if len(scratch) > 0 {
 			med := median(scratch)
 			dv.medianIvl = med
 			limit := v.opts.GapFactor * med
+			gapLimit = limit
 			var g int64
 			for i := 1; i < n; i++ {
 				if d := float64(f.Time[i] - f.Time[i-1]); d > limit {
@@ -636,7 +638,8 @@ func (v *validator) perDevice(ctx context.Context, r *dataset.Reader, sensors []
 				}
 			}
 			var o int64
-			diffs = spikes(scratch, v.opts.OutlierZ, diffs, func(k int, score, scale float64) {
+			broken := func(k int) bool { return float64(f.Time[idx[k]]-f.Time[idx[k-1]]) > gapLimit }
+			diffs = spikes(scratch, v.opts.OutlierZ, broken, diffs, func(k int, score, scale float64) {
 				o++
 				i := idx[k]
 				if !s.exOutliers.full(f.Tenant, f.Device, f.Time[i]) {
