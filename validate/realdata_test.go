@@ -73,6 +73,9 @@ func TestCMAPSS(t *testing.T) {
 		if !slices.Equal(near, tc.near) {
 			t.Errorf("near_constant %g: near-constant sensors %v, want %v", tc.nearConstant, near, tc.near)
 		}
+		if tc.nearConstant == 0.99 && (rep.Counts.Warnings != 7 || rep.Counts.Infos != 0 || len(rep.Findings) != 7) {
+			t.Errorf("C-MAPSS at the defaults: %d warnings, %d infos, want the 7 constant sensors only", rep.Counts.Warnings, rep.Counts.Infos)
+		}
 		cb := rep.ClassBalance
 		if cb.DevicesWithFailures != 100 || cb.Lives != 100 || cb.Rows != 20631 || cb.Critical != 1000 || cb.Censored != 0 {
 			t.Errorf("class balance %+v", cb)
