@@ -116,11 +116,14 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 		newVersionCmd(a),
 		newCollectCmd(a),
 		newDBCmd(a),
+		newValidateCmd(a),
+		newLabelCmd(a),
 		newRunsCmd(a),
 		newTrackingCmd(a),
 		newPipelineCmd(a),
 		newCacheCmd(a),
 		newMonitorCmd(a),
+		newFeaturesCmd(a),
 	)
 	return root
 }

@@ -12,9 +12,12 @@ import (
 	"github.com/modax/modax-ml/collect"
 	"github.com/modax/modax-ml/deploy"
 	"github.com/modax/modax-ml/export"
+	"github.com/modax/modax-ml/features"
 	"github.com/modax/modax-ml/internal/pg"
 	"github.com/modax/modax-ml/internal/tracking"
+	"github.com/modax/modax-ml/label"
 	"github.com/modax/modax-ml/monitor"
+	"github.com/modax/modax-ml/validate"
 )
 
 // Config is the whole configuration. Each stage's section is that stage's
@@ -29,12 +32,15 @@ type Config struct {
 	Quiet  bool      `yaml:"quiet"`
 	DB     pg.Config `yaml:"db"`
 
-	Collect  collect.Options `yaml:"collect"`
-	Tracking tracking.Config `yaml:"tracking"`
-	Export   export.Options  `yaml:"export"`
-	Deploy   deploy.Options  `yaml:"deploy"`
-	Pipeline Pipeline        `yaml:"pipeline"`
-	Monitor  monitor.Options `yaml:"monitor"`
+	Collect  collect.Options  `yaml:"collect"`
+	Validate validate.Options `yaml:"validate"`
+	Label    label.Options    `yaml:"label"`
+	Features features.Options `yaml:"features"`
+	Tracking tracking.Config  `yaml:"tracking"`
+	Export   export.Options   `yaml:"export"`
+	Deploy   deploy.Options   `yaml:"deploy"`
+	Pipeline Pipeline         `yaml:"pipeline"`
+	Monitor  monitor.Options  `yaml:"monitor"`
 }
 
 // Pipeline configures `pipeline run` (the stages have their own sections).
@@ -66,8 +72,11 @@ func Default() Config {
 
 		Collect:  collect.DefaultOptions(),
 		Tracking: tracking.DefaultConfig(),
+		Validate: validate.DefaultOptions(),
+		Label:    label.DefaultOptions(),
 		Export:   export.DefaultOptions(),
 		Deploy:   deploy.DefaultOptions(),
+		Features: features.DefaultOptions(),
 		Pipeline: Pipeline{Cache: true, CacheDir: ".modax/cache"},
 		Monitor:  monitor.DefaultOptions(),
 	}
