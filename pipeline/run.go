@@ -241,7 +241,9 @@ func validRunID(id string) bool {
 		return false
 	}
 	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		digit := c >= '0' && c <= '9'
+		if !letter && !digit && c != '.' && c != '_' && c != '-' {
 			return false
 		}
 	}
@@ -288,7 +290,7 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 		}
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	defer lk.Unlock()
+	defer func() { _ = lk.Unlock() }()
 
 	if r.resume {
 		rec, err := tracking.Load(r.dir)
@@ -376,7 +378,10 @@ func (r *runner) prepareRecord(ctx context.Context) error {
 	if r.resume {
 		tags["modax.pipeline.resumed"] = "true"
 	}
-	return r.rec.SetTags(ctx, tags)
+	if err := r.rec.SetTags(ctx, tags); err != nil {
+		return err
+	}
+	return r.rec.LogArtifact(ctx, ConfigFile, filepath.Join(r.dir, ConfigFile))
 }
 
 // loop runs the stages through the middleware, stopping at the first error.

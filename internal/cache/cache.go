@@ -182,7 +182,7 @@ func (s *Store) Put(ctx context.Context, e Entry, srcDir string) (*Entry, error)
 	if err != nil {
 		return nil, err
 	}
-	defer l.Unlock()
+	defer func() { _ = l.Unlock() }()
 	if old, err := s.Get(e.Key); err == nil && old != nil {
 		return old, nil
 	}
@@ -237,7 +237,7 @@ func (s *Store) Restore(ctx context.Context, e *Entry, dstDir string) error {
 	if err != nil {
 		return err
 	}
-	defer l.Unlock()
+	defer func() { _ = l.Unlock() }()
 	for _, f := range e.Outputs {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -356,7 +356,7 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer l.Unlock()
+	defer func() { _ = l.Unlock() }()
 	now := opts.Now
 	if now.IsZero() {
 		now = time.Now()
