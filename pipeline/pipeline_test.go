@@ -267,6 +267,31 @@ func TestRealResumeAfterCancel(t *testing.T) {
 	if rec.RunID != "killed" || rec.Tags["modax.pipeline.resumed"] != "true" || rec.Deploy.Decision != tracking.DeployDeployed {
 		t.Errorf("resumed run.json: %s %v %+v", rec.RunID, rec.Tags, rec.Deploy)
 	}
+	n := 0
+	for _, m := range rec.Metrics {
+		if m.Name == "train_loss" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("train_loss series of the resumed run has %d points, want 2", n)
+	}
+	// Resuming the finished run to redo deploy: train is fresh, and its
+	// series is not logged twice.
+	r.Force, r.Set = []string{Deploy}, nil
+	if res, err := Run(context.Background(), runenv.Test(), r); err != nil || statuses(res) != "skipped,skipped,skipped,skipped,skipped,skipped,skipped,ran" {
+		t.Fatalf("resume --force=deploy: %v, %s", err, statuses(res))
+	}
+	rec, _ = tracking.Load(run)
+	n = 0
+	for _, m := range rec.Metrics {
+		if m.Name == "train_loss" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("after a second resume the train_loss series has %d points, want 2", n)
+	}
 	if frozen, err := LoadFrozen(filepath.Join(run, ConfigFile), c); err != nil || frozen.Train.Epochs != 2 {
 		t.Errorf("config.yaml after a resume with --set: %v, epochs %d", err, frozen.Train.Epochs)
 	}

@@ -280,7 +280,16 @@ func logArtifacts(ctx context.Context, rec *tracking.Recorder, arts ...artifact)
 // logHistory logs the checkpoint's training history as per-epoch metric
 // series (train_loss, val_loss, train_rmse, val_rmse, lr, samples_per_s),
 // timed from the end of training backwards by the epochs' durations.
+//
+// A run's series are logged once: a resumed run whose train stage is done
+// (or retrained with --force) keeps the series already recorded, since
+// metric histories are append-only (here and in MLflow).
 func logHistory(ctx context.Context, rec *tracking.Recorder, ckpt string) error {
+	for _, m := range rec.Record().Metrics {
+		if m.Name == "train_loss" {
+			return nil
+		}
+	}
 	ck, err := model.Load(ckpt)
 	if err != nil {
 		return err
