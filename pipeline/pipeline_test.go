@@ -339,3 +339,34 @@ func TestRealValidationFailure(t *testing.T) {
 		t.Error("the validation report of a failed gate is not attached to the run")
 	}
 }
+
+// TestRealConcurrentRuns runs two pipelines at once in one working
+// directory: they share the cache and the models directory, and both deploy
+// (one after the other, on deploy's lock).
+func TestRealConcurrentRuns(t *testing.T) {
+	dir := t.TempDir()
+	errs := make(chan error, 2)
+	for _, id := range []string{"one", "two"} {
+		c := tinyConfig(dir)
+		c.RunID = id
+		go func() {
+			res, err := Run(context.Background(), runenv.Test(), realOpts(c))
+			if err == nil && (res.Deploy == nil || res.Deploy.Decision != tracking.DeployDeployed) {
+				err = errors.New(id + ": not deployed")
+			}
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	hist, err := os.ReadFile(filepath.Join(dir, "models", "history.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(hist), `"action": "deploy"`); n != 2 {
+		t.Errorf("models/history.json records %d deploys, want 2:\n%s", n, hist)
+	}
+}
