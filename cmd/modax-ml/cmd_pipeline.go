@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modax/modax-ml/examples"
+	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/tracking"
 	"github.com/modax/modax-ml/pipeline"
 )
@@ -70,7 +71,12 @@ removes its partial files, marks the run killed and exits 130.`,
   modax-ml pipeline run --from train --force=train       # retrain on cached features
   modax-ml pipeline run --resume 20250301T120000-3f9a    # continue a failed or killed run`,
 		Annotations: map[string]string{defaultConfigAnnotation: string(examples.DefaultYAML)},
-		Args:        cobra.NoArgs,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("%w: unexpected argument %q (name stages with --force=STAGE, --from STAGE, --until STAGE)", exitcode.ErrUsage, args[0])
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sets := pf.sets
 			if pf.noCache {
