@@ -4,8 +4,13 @@ package nn
 
 const (
 	useAsm  = false
+	use512  = false
 	asmName = ""
 )
+
+func kernel4x32(kb int, a, b0, b1, c []float32, ldc int, acc bool) {
+	panic("nn: kernel4x32 without AVX-512")
+}
 
 func kernel4x16(kb int, a, b, c []float32, ldc int, acc bool) { gemmKernelGo(kb, a, b, c, ldc, acc) }
 
