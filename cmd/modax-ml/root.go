@@ -107,6 +107,8 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 	root.AddCommand(
 		newConfigCmd(a),
 		newVersionCmd(a),
+		newRunsCmd(a),
+		newTrackingCmd(a),
 	)
 	return root
 }

@@ -10,6 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/modax/modax-ml/internal/pg"
+	"github.com/modax/modax-ml/internal/tracking"
 )
 
 // Config is the whole configuration. Each stage's section is that stage's
@@ -23,6 +24,8 @@ type Config struct {
 	Output string    `yaml:"output"`
 	Quiet  bool      `yaml:"quiet"`
 	DB     pg.Config `yaml:"db"`
+
+	Tracking tracking.Config `yaml:"tracking"`
 }
 
 // Log configures logging.
@@ -39,12 +42,17 @@ func Default() Config {
 		Log:    Log{Format: "auto", Level: "info"},
 		Output: "text",
 		DB:     pg.DefaultConfig(),
+
+		Tracking: tracking.DefaultConfig(),
 	}
 }
 
 // Redacted returns a copy safe to print: secrets hidden.
 func (c Config) Redacted() Config {
 	c.DB.DSN = pg.Redact(c.DB.DSN)
+	if c.Tracking.URI != "" {
+		c.Tracking.URI = tracking.RedactURI(c.Tracking.URI)
+	}
 	return c
 }
 
