@@ -109,6 +109,7 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 		newVersionCmd(a),
 		newRunsCmd(a),
 		newTrackingCmd(a),
+		newTrainCmd(a),
 	)
 	return root
 }

@@ -37,6 +37,8 @@ func TestScript(t *testing.T) {
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"gen-windows": cmdGenWindows, // train_script_test.go
+			"gen-stats":   cmdGenStats,   // train_script_test.go
 			// exitcode N cmd args...: run cmd and check its exit status is N.
 			"exitcode": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) < 2 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/modax/modax-ml/internal/pg"
 	"github.com/modax/modax-ml/internal/tracking"
+	"github.com/modax/modax-ml/train"
 )
 
 // Config is the whole configuration. Each stage's section is that stage's
@@ -26,6 +27,7 @@ type Config struct {
 	DB     pg.Config `yaml:"db"`
 
 	Tracking tracking.Config `yaml:"tracking"`
+	Train    train.Options   `yaml:"train"`
 }
 
 // Log configures logging.
@@ -44,6 +46,7 @@ func Default() Config {
 		DB:     pg.DefaultConfig(),
 
 		Tracking: tracking.DefaultConfig(),
+		Train:    train.DefaultOptions(),
 	}
 }
 

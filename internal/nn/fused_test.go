@@ -203,3 +203,38 @@ func BenchmarkFusedStep(b *testing.B) {
 		}
 	}
 }
+
+func TestMasksDraw(t *testing.T) {
+	arch := model.DefaultArch(3)
+	arch.Dropout = 0.25
+	rng := rand.New(rand.NewPCG(1, 2))
+	var m Masks
+	m.Draw(rng, arch, 8, 10)
+	keep := float32(1 / 0.75)
+	zeros := 0
+	for _, s := range append([][]float32{m.FC}, m.Inter...) {
+		for _, v := range s {
+			switch v {
+			case 0:
+				zeros++
+			case keep:
+			default:
+				t.Fatalf("mask value %g", v)
+			}
+		}
+	}
+	n := len(m.FC) + len(m.Inter[0])
+	if len(m.Inter) != 1 || len(m.Inter[0]) != 10*8*arch.Hidden || len(m.FC) != 8*arch.FC {
+		t.Fatalf("mask shapes %d, %d", len(m.Inter), len(m.FC))
+	}
+	if frac := float64(zeros) / float64(n); math.Abs(frac-0.25) > 0.02 {
+		t.Fatalf("dropped %.3f, want 0.25", frac)
+	}
+	if n := testing.AllocsPerRun(3, func() { m.Draw(rng, arch, 8, 10) }); n != 0 {
+		t.Fatalf("%v allocations per Draw", n)
+	}
+	arch.Dropout = 0
+	if m.Draw(rng, arch, 8, 10) != nil {
+		t.Fatal("masks without dropout")
+	}
+}
