@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime/debug"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 
@@ -61,6 +62,11 @@ func loadWindows(ctx context.Context, loc, valSplit string) (*data, error) {
 		}
 	}
 	size := d.t * d.f
+	// The windows are one large pointer-free allocation that stays live; with
+	// the default GOGC the collector would let the reader's garbage grow to
+	// as much again before collecting. A low GOGC while reading keeps the
+	// peak near the data size (marking pointer-free memory costs little).
+	defer debug.SetGCPercent(debug.SetGCPercent(10))
 	d.train.x, d.train.rul = make([]float32, 0, d.train.n*size), make([]float32, 0, d.train.n)
 	d.val.x, d.val.rul = make([]float32, 0, d.val.n*size), make([]float32, 0, d.val.n)
 	row := 0
