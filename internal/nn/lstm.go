@@ -33,11 +33,6 @@ func newLayout(arch model.Arch) layout {
 	return l
 }
 
-// view returns tensor i of a flat vector.
-func (l *layout) view(v []float32, i int) []float32 {
-	return v[l.off[i] : l.off[i]+model.Size(l.spec[i].Shape)]
-}
-
 // Tensor indices in the flat vector.
 func (l *layout) wih(k int) int { return 4 * k }
 func (l *layout) whh(k int) int { return 4*k + 1 }
@@ -159,7 +154,6 @@ type worker[T Float] struct {
 	inferG          []T   // inference: gates of one layer [T][b][4H]
 	inferH          [2][]T
 	inferC, inferTC []T
-	loss            float64
 }
 
 func newWorker[T Float](n *net[T], be blas[T]) *worker[T] {
