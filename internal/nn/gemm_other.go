@@ -29,3 +29,5 @@ func tanhVec(dst, src []float32) {
 		dst[i] = 1 - 2/(expf(2*x)+1)
 	}
 }
+
+func cellBackwardRow32(g, cp, tc, dho, dh, dc, dG []float32, H int) bool { return false }

@@ -461,6 +461,16 @@ func (w *worker[T]) backward(B, j0, b, Tn int, masks *Masks) {
 func cellBackward[T Float](g, cPrev, tc, dHo, dh, dc, dG []T, b, H int) {
 	G := 4 * H
 	for j := range b {
+		if is32[T]() {
+			var cp []float32
+			if cPrev != nil {
+				cp = f32(cPrev[j*H : (j+1)*H])
+			}
+			if cellBackwardRow32(f32(g[j*G:(j+1)*G]), cp, f32(tc[j*H:(j+1)*H]), f32(dHo[j*H:(j+1)*H]),
+				f32(dh[j*H:(j+1)*H]), f32(dc[j*H:(j+1)*H]), f32(dG[j*G:(j+1)*G]), H) {
+				continue
+			}
+		}
 		gr := g[j*G : (j+1)*G]
 		gi, gf, gg, gov := gr[:H], gr[H:2*H], gr[2*H:3*H], gr[3*H:G]
 		dgr := dG[j*G : (j+1)*G]
