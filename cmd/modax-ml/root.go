@@ -106,7 +106,11 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 
 	root.AddCommand(
 		newConfigCmd(a),
+		newExportCmd(a),
+		newDeployCmd(a),
 		newVersionCmd(a),
+		newCollectCmd(a),
+		newDBCmd(a),
 		newRunsCmd(a),
 		newTrackingCmd(a),
 		newTrainCmd(a),

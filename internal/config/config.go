@@ -9,6 +9,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/modax/modax-ml/collect"
+	"github.com/modax/modax-ml/deploy"
+	"github.com/modax/modax-ml/export"
 	"github.com/modax/modax-ml/internal/pg"
 	"github.com/modax/modax-ml/internal/tracking"
 	"github.com/modax/modax-ml/train"
@@ -26,8 +29,11 @@ type Config struct {
 	Quiet  bool      `yaml:"quiet"`
 	DB     pg.Config `yaml:"db"`
 
+	Collect  collect.Options `yaml:"collect"`
 	Tracking tracking.Config `yaml:"tracking"`
 	Train    train.Options   `yaml:"train"`
+	Export   export.Options  `yaml:"export"`
+	Deploy   deploy.Options  `yaml:"deploy"`
 }
 
 // Log configures logging.
@@ -45,8 +51,11 @@ func Default() Config {
 		Output: "text",
 		DB:     pg.DefaultConfig(),
 
+		Collect:  collect.DefaultOptions(),
 		Tracking: tracking.DefaultConfig(),
 		Train:    train.DefaultOptions(),
+		Export:   export.DefaultOptions(),
+		Deploy:   deploy.DefaultOptions(),
 	}
 }
 
