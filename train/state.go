@@ -58,8 +58,11 @@ type trainState struct {
 
 // sidecar is the content of an optimizer-state file.
 type sidecar struct {
-	state         trainState
-	m, v, w, best *model.Params // best is nil before the first validated epoch
+	state trainState
+	// m and v are nil for engines that cannot export Adam's moments
+	// (gorgonia's AdamSolver keeps them private); best is nil before the
+	// first validated epoch.
+	m, v, w, best *model.Params
 }
 
 func prefixed(prefix string, p *model.Params) []*model.Tensor {
@@ -80,8 +83,10 @@ func writeSidecar(path string, arch model.Arch, sc *sidecar) error {
 		return err
 	}
 	var ts []*model.Tensor
-	ts = append(ts, prefixed("m.", sc.m)...)
-	ts = append(ts, prefixed("v.", sc.v)...)
+	if sc.m != nil && sc.v != nil {
+		ts = append(ts, prefixed("m.", sc.m)...)
+		ts = append(ts, prefixed("v.", sc.v)...)
+	}
 	ts = append(ts, prefixed("w.", sc.w)...)
 	if sc.best != nil {
 		ts = append(ts, prefixed("best.", sc.best)...)
@@ -131,10 +136,10 @@ func readSidecar(path string, arch model.Arch) (*sidecar, error) {
 		}
 		return p, nil
 	}
-	if sc.m, err = get("m.", true); err != nil {
+	if sc.m, err = get("m.", false); err != nil {
 		return nil, err
 	}
-	if sc.v, err = get("v.", true); err != nil {
+	if sc.v, err = get("v.", sc.m != nil); err != nil {
 		return nil, err
 	}
 	if sc.w, err = get("w.", true); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/model"
 	"github.com/modax/modax-ml/internal/nn"
+	"github.com/modax/modax-ml/internal/nn/autodiff"
 	"github.com/modax/modax-ml/internal/runenv"
 )
 
@@ -94,6 +95,11 @@ type engineConfig struct {
 var engines = map[string]func(p *model.Params, c engineConfig) (nn.Engine, error){
 	EngineFused: func(p *model.Params, c engineConfig) (nn.Engine, error) {
 		return nn.NewFused(p, nn.Config{Workers: c.workers, BLAS: c.blas, Adam: c.adam, Loss: c.loss})
+	},
+	// The gorgonia graph runs on one goroutine; --workers and --blas do not
+	// apply.
+	EngineGorgonia: func(p *model.Params, c engineConfig) (nn.Engine, error) {
+		return autodiff.New(p, autodiff.Options{Adam: c.adam, Loss: c.loss})
 	},
 }
 
@@ -178,8 +184,18 @@ func runLSTM(ctx context.Context, env *runenv.Env, o Options) (*Result, error) {
 	}
 	defer eng.Close()
 	if sc != nil {
-		if err := eng.SetOptimizerState(st.Step, sc.m, sc.v); err != nil {
-			return nil, fmt.Errorf("train: resume: %w", err)
+		fresh := sc.m == nil
+		if !fresh {
+			if err := eng.SetOptimizerState(st.Step, sc.m, sc.v); err != nil {
+				if !errors.Is(err, autodiff.ErrOptimizerState) {
+					return nil, fmt.Errorf("train: resume: %w", err)
+				}
+				fresh = true
+			}
+		}
+		if fresh {
+			// gorgonia's AdamSolver neither exports nor imports its moments
+			env.Log.Warn("resuming with a fresh Adam state: the checkpoint's engine or this one cannot carry Adam's moments", "engine", o.Engine)
 		}
 	}
 	l := newLoop(ctx, env, &o, d, eng, arch, scale, st)
@@ -327,6 +343,9 @@ func saveLSTM(env *runenv.Env, o *Options, d *data, l *loop, interrupted bool, f
 	}
 	if res.Workers == 0 {
 		res.Workers = env.Workers
+	}
+	if o.Engine == EngineGorgonia {
+		res.Workers = 1
 	}
 	if n := len(l.history); n > 0 {
 		res.FinalTrainLoss = l.history[n-1].TrainLoss

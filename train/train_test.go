@@ -254,6 +254,36 @@ func TestReduceLROnPlateau(t *testing.T) {
 	}
 }
 
+// TestTrainGorgonia trains with the gorgonia engine from the same initial
+// weights, batches and dropout masks as the fused engine: the two runs'
+// losses agree closely (the engines differ only in float32 rounding).
+func TestTrainGorgonia(t *testing.T) {
+	win := windowsFile(t, traintest.Default())
+	dir := t.TempDir()
+	var hist [2][]model.Epoch
+	for i, engine := range []string{EngineFused, EngineGorgonia} {
+		o := smallOptions(win, filepath.Join(dir, engine+".safetensors"))
+		o.Epochs, o.Engine, o.LR = 2, engine, 3e-3
+		res, err := Run(context.Background(), testEnv(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Engine != engine {
+			t.Fatalf("engine %q", res.Engine)
+		}
+		hist[i] = res.History
+		if _, err := model.Load(o.Out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for e := range hist[0] {
+		f, g := hist[0][e], hist[1][e]
+		if math.Abs(f.TrainLoss-g.TrainLoss) > 1e-3*f.TrainLoss || math.Abs(f.ValRMSE-g.ValRMSE) > 1e-3*f.ValRMSE {
+			t.Errorf("epoch %d: fused train loss %.6g val RMSE %.5g, gorgonia %.6g %.5g", e+1, f.TrainLoss, f.ValRMSE, g.TrainLoss, g.ValRMSE)
+		}
+	}
+}
+
 func TestTrainHuberAndNoVal(t *testing.T) {
 	win := windowsFile(t, traintest.Default())
 	o := smallOptions(win, filepath.Join(t.TempDir(), "m.safetensors"))
@@ -401,5 +431,26 @@ func TestTrainRidge(t *testing.T) {
 	}
 	if _, err := Run(context.Background(), testEnv(), o); err == nil || !strings.Contains(err.Error(), "row 3") {
 		t.Fatalf("NaN RUL: %v", err)
+	}
+}
+
+// TestTrainGorgoniaResume: the gorgonia engine cannot export Adam's moments;
+// its checkpoints resume (on either engine) with a fresh optimizer.
+func TestTrainGorgoniaResume(t *testing.T) {
+	win := windowsFile(t, traintest.Default())
+	o := smallOptions(win, filepath.Join(t.TempDir(), "g.safetensors"))
+	o.Epochs, o.Engine = 1, EngineGorgonia
+	if _, err := Run(context.Background(), testEnv(), o); err != nil {
+		t.Fatal(err)
+	}
+	for _, engine := range []string{EngineGorgonia, EngineFused} {
+		o.Resume, o.Epochs, o.Engine = o.Out, o.Epochs+1, engine
+		res, err := Run(context.Background(), testEnv(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.History) != o.Epochs {
+			t.Fatalf("%s: %d epochs in the history, want %d", engine, len(res.History), o.Epochs)
+		}
 	}
 }

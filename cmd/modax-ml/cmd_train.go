@@ -28,7 +28,10 @@ Engines: fused (default) is our float32 LSTM with backpropagation through time,
 the batch sharded across --workers goroutines (same seed, data, engine and
 workers → bit-identical weights); its matrix products run on OpenBLAS in
 builds with it (make build when libopenblas-dev is installed) or on pure-Go
-kernels (--blas). Engines in this binary: ` + strings.Join(train.Engines(), ", ") + `.
+kernels (--blas). gorgonia is the same model as a gorgonia graph with symbolic
+gradients and gorgonia's Adam: the independent reference for the fused
+engine's gradients and the place to try a new architecture; it runs on one
+goroutine, several times slower, and cannot carry Adam's state across --resume.
 
 The checkpoint is safetensors with PyTorch state_dict names: a PyTorch user
 loads it with model.load_state_dict(safetensors.torch.load_file(path)) into the

@@ -376,6 +376,15 @@ func (e *engine[T]) setOptimizerState(step int, m, v *model.Params) error {
 	if step < 0 {
 		return fmt.Errorf("nn: optimizer step %d", step)
 	}
+	if m == nil || v == nil {
+		if step != 0 {
+			return fmt.Errorf("nn: optimizer state at step %d without moments", step)
+		}
+		clear(e.m)
+		clear(e.v)
+		e.nstep = 0
+		return nil
+	}
 	if err := flatten(&e.net.lay, m, e.m); err != nil {
 		return fmt.Errorf("nn: optimizer state: %w", err)
 	}
