@@ -318,7 +318,10 @@ func (e *engine[T]) predict(x []float32, b int, out []float32) error {
 	if len(out) < b {
 		return fmt.Errorf("nn: output has room for %d of %d windows", len(out), b)
 	}
-	e.forwardAll(x, b, tn, out, predictChunk)
+	// Chunks of at most predictChunk rows, small enough that every worker
+	// gets one when the batch allows.
+	nw := len(e.workers)
+	e.forwardAll(x, b, tn, out, min(predictChunk, (b+nw-1)/nw))
 	return nil
 }
 
