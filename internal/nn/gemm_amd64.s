@@ -2,14 +2,17 @@
 
 #include "textflag.h"
 
-// func kern4x16avx2(k int, a, b, c unsafe.Pointer, ldc int, acc bool)
-// C[0:4][0:16] (+)= sum over k of a[k*4+r] * b[k*16+j]; ldc in elements.
-TEXT ·kern4x16avx2(SB), NOSPLIT, $0-41
+// func kern4x16avx2(k int, a unsafe.Pointer, astride int, b, c unsafe.Pointer, ldc int, acc bool)
+// C[0:4][0:16] (+)= sum over k of a[k*astride+r] * b[k*16+j]; astride and
+// ldc in elements (astride 4 for a packed A panel).
+TEXT ·kern4x16avx2(SB), NOSPLIT, $0-49
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
-	MOVQ b+16(FP), DI
-	MOVQ c+24(FP), DX
-	MOVQ ldc+32(FP), R8
+	MOVQ astride+16(FP), R9
+	SHLQ $2, R9
+	MOVQ b+24(FP), DI
+	MOVQ c+32(FP), DX
+	MOVQ ldc+40(FP), R8
 	SHLQ $2, R8
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
@@ -37,21 +40,22 @@ k4loop2:
 	VBROADCASTSS 12(SI), Y13
 	VFMADD231PS  Y8, Y13, Y6
 	VFMADD231PS  Y9, Y13, Y7
+	ADDQ         R9, SI
 	VMOVUPS      64(DI), Y8
 	VMOVUPS      96(DI), Y9
-	VBROADCASTSS 16(SI), Y10
+	VBROADCASTSS (SI), Y10
 	VFMADD231PS  Y8, Y10, Y0
 	VFMADD231PS  Y9, Y10, Y1
-	VBROADCASTSS 20(SI), Y11
+	VBROADCASTSS 4(SI), Y11
 	VFMADD231PS  Y8, Y11, Y2
 	VFMADD231PS  Y9, Y11, Y3
-	VBROADCASTSS 24(SI), Y12
+	VBROADCASTSS 8(SI), Y12
 	VFMADD231PS  Y8, Y12, Y4
 	VFMADD231PS  Y9, Y12, Y5
-	VBROADCASTSS 28(SI), Y13
+	VBROADCASTSS 12(SI), Y13
 	VFMADD231PS  Y8, Y13, Y6
 	VFMADD231PS  Y9, Y13, Y7
-	ADDQ         $32, SI
+	ADDQ         R9, SI
 	ADDQ         $128, DI
 	SUBQ         $2, CX
 	CMPQ         CX, $2
@@ -76,7 +80,7 @@ k4tail:
 	VFMADD231PS  Y9, Y13, Y7
 
 k4store:
-	MOVBLZX acc+40(FP), AX
+	MOVBLZX acc+48(FP), AX
 	TESTL   AX, AX
 	JZ      k4put
 	VADDPS  (DX), Y0, Y0
@@ -190,15 +194,18 @@ k1put:
 	VZEROUPPER
 	RET
 
-// func kern4x32avx512(k int, a, b0, b1, c unsafe.Pointer, ldc int, acc bool)
-// C[0:4][0:32] (+)= A·[B0 B1] for two adjacent packed 16-column B panels.
-TEXT ·kern4x32avx512(SB), NOSPLIT, $0-49
+// func kern4x32avx512(k int, a unsafe.Pointer, astride int, b0, b1, c unsafe.Pointer, ldc int, acc bool)
+// C[0:4][0:32] (+)= A·[B0 B1] for two adjacent packed 16-column B panels;
+// A's rows for step k start at a + k*astride (elements).
+TEXT ·kern4x32avx512(SB), NOSPLIT, $0-57
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
-	MOVQ b0+16(FP), DI
-	MOVQ b1+24(FP), BX
-	MOVQ c+32(FP), DX
-	MOVQ ldc+40(FP), R8
+	MOVQ astride+16(FP), R9
+	SHLQ $2, R9
+	MOVQ b0+24(FP), DI
+	MOVQ b1+32(FP), BX
+	MOVQ c+40(FP), DX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
@@ -226,21 +233,22 @@ z4loop2:
 	VBROADCASTSS 12(SI), Z13
 	VFMADD231PS  Z8, Z13, Z6
 	VFMADD231PS  Z9, Z13, Z7
+	ADDQ         R9, SI
 	VMOVUPS      64(DI), Z14
 	VMOVUPS      64(BX), Z15
-	VBROADCASTSS 16(SI), Z16
+	VBROADCASTSS (SI), Z16
 	VFMADD231PS  Z14, Z16, Z0
 	VFMADD231PS  Z15, Z16, Z1
-	VBROADCASTSS 20(SI), Z17
+	VBROADCASTSS 4(SI), Z17
 	VFMADD231PS  Z14, Z17, Z2
 	VFMADD231PS  Z15, Z17, Z3
-	VBROADCASTSS 24(SI), Z18
+	VBROADCASTSS 8(SI), Z18
 	VFMADD231PS  Z14, Z18, Z4
 	VFMADD231PS  Z15, Z18, Z5
-	VBROADCASTSS 28(SI), Z19
+	VBROADCASTSS 12(SI), Z19
 	VFMADD231PS  Z14, Z19, Z6
 	VFMADD231PS  Z15, Z19, Z7
-	ADDQ         $32, SI
+	ADDQ         R9, SI
 	ADDQ         $128, DI
 	ADDQ         $128, BX
 	SUBQ         $2, CX
@@ -266,7 +274,7 @@ z4tail:
 	VFMADD231PS  Z9, Z13, Z7
 
 z4store:
-	MOVBLZX acc+48(FP), AX
+	MOVBLZX acc+56(FP), AX
 	TESTL   AX, AX
 	JZ      z4put
 	VADDPS  (DX), Z0, Z0

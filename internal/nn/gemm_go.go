@@ -241,8 +241,19 @@ func (g *goBLAS) macro(tA bool, m, n, kb int, a []float32, lda, k0 int, bp []flo
 	for i0 := 0; i0 < m; i0 += mcBlock {
 		mb := min(mcBlock, m-i0)
 		npa := (mb + mr - 1) / mr
+		// op(A) = Aᵀ: step k's four values of a row panel are contiguous in
+		// A's row k, so full panels are read in place (packing Aᵀ costs as
+		// much as the product here); only a partial last panel is packed.
+		direct := tA && useAsm
 		g.apack = grow32(g.apack, npa*kb*mr)
-		packA(g.apack, tA, a, lda, i0, mb, k0, kb)
+		if direct {
+			if mb%mr != 0 {
+				q := npa - 1
+				packA(g.apack[q*kb*mr:], tA, a, lda, i0+q*mr, mb-q*mr, k0, kb)
+			}
+		} else {
+			packA(g.apack, tA, a, lda, i0, mb, k0, kb)
+		}
 		for p := 0; p < np; p++ {
 			j0 := p * nr
 			cn := min(nr, n-j0)
@@ -250,19 +261,22 @@ func (g *goBLAS) macro(tA bool, m, n, kb int, a []float32, lda, k0 int, bp []flo
 			// AVX-512: two full panels at a time for the full row panels.
 			pair := use512 && p+1 < np && n-j0 >= 2*nr
 			for q := range npa {
-				pa := g.apack[q*kb*mr : (q+1)*kb*mr]
+				pa, as := g.apack[q*kb*mr:(q+1)*kb*mr], mr
 				ri := i0 + q*mr
 				r := min(mr, m-ri)
+				if direct && r == mr {
+					pa, as = a[k0*lda+ri:], lda
+				}
 				switch {
 				case pair && r == mr:
-					kernel4x32(kb, pa, pb, bp[(p+1)*kb*nr:(p+2)*kb*nr], c[ri*ldc+j0:], ldc, acc)
+					kernel4x32(kb, pa, as, pb, bp[(p+1)*kb*nr:(p+2)*kb*nr], c[ri*ldc+j0:], ldc, acc)
 				case pair:
-					g.edge(kb, pa, pb, c, ri, r, j0, nr, ldc, acc)
-					g.edge(kb, pa, bp[(p+1)*kb*nr:(p+2)*kb*nr], c, ri, r, j0+nr, nr, ldc, acc)
+					g.edge(kb, pa, as, pb, c, ri, r, j0, nr, ldc, acc)
+					g.edge(kb, pa, as, bp[(p+1)*kb*nr:(p+2)*kb*nr], c, ri, r, j0+nr, nr, ldc, acc)
 				case r == mr && cn == nr:
-					kernel4x16(kb, pa, pb, c[ri*ldc+j0:], ldc, acc)
+					kernel4x16(kb, pa, as, pb, c[ri*ldc+j0:], ldc, acc)
 				default:
-					g.edge(kb, pa, pb, c, ri, r, j0, cn, ldc, acc)
+					g.edge(kb, pa, as, pb, c, ri, r, j0, cn, ldc, acc)
 				}
 			}
 			if pair {
@@ -273,12 +287,12 @@ func (g *goBLAS) macro(tA bool, m, n, kb int, a []float32, lda, k0 int, bp []flo
 }
 
 // edge computes a partial tile (r < mr rows or cn < nr columns) at C[ri][j0].
-func (g *goBLAS) edge(kb int, pa, pb, c []float32, ri, r, j0, cn, ldc int, acc bool) {
+func (g *goBLAS) edge(kb int, pa []float32, as int, pb, c []float32, ri, r, j0, cn, ldc int, acc bool) {
 	if r == 1 && cn == nr {
-		kernel1x16(kb, pa, mr, pb, c[ri*ldc+j0:], acc)
+		kernel1x16(kb, pa, as, pb, c[ri*ldc+j0:], acc)
 		return
 	}
-	kernel4x16(kb, pa, pb, g.tile[:], nr, false)
+	kernel4x16(kb, pa, as, pb, g.tile[:], nr, false)
 	for rr := range r {
 		ci := c[(ri+rr)*ldc+j0 : (ri+rr)*ldc+j0+cn]
 		ti := g.tile[rr*nr : rr*nr+cn]
@@ -293,12 +307,13 @@ func (g *goBLAS) edge(kb int, pa, pb, c []float32, ri, r, j0, cn, ldc int, acc b
 }
 
 // gemmKernelGo is the portable 4×16 micro-kernel: C[0:4][0:16] (+)= A·B for
-// one packed A panel (kb×mr) and one packed B panel (kb×nr).
-func gemmKernelGo(kb int, a, b, c []float32, ldc int, acc bool) {
+// one A panel (step k's four values at a[k*astride]; astride mr when packed)
+// and one packed B panel (kb×nr).
+func gemmKernelGo(kb int, a []float32, astride int, b, c []float32, ldc int, acc bool) {
 	var t [mr * nr]float32
 	for kk := range kb {
 		bk := b[kk*nr : kk*nr+nr]
-		ak := a[kk*mr : kk*mr+mr]
+		ak := a[kk*astride : kk*astride+mr]
 		for r, av := range ak {
 			tr := t[r*nr : r*nr+nr]
 			for j, bv := range bk {

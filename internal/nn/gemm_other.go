@@ -8,11 +8,13 @@ const (
 	asmName = ""
 )
 
-func kernel4x32(kb int, a, b0, b1, c []float32, ldc int, acc bool) {
+func kernel4x32(kb int, a []float32, astride int, b0, b1, c []float32, ldc int, acc bool) {
 	panic("nn: kernel4x32 without AVX-512")
 }
 
-func kernel4x16(kb int, a, b, c []float32, ldc int, acc bool) { gemmKernelGo(kb, a, b, c, ldc, acc) }
+func kernel4x16(kb int, a []float32, astride int, b, c []float32, ldc int, acc bool) {
+	gemmKernelGo(kb, a, astride, b, c, ldc, acc)
+}
 
 func kernel1x16(kb int, a []float32, astride int, b, c []float32, acc bool) {
 	gemvKernelGo(kb, a, astride, b, c, acc)
