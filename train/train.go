@@ -163,6 +163,9 @@ func runLSTM(ctx context.Context, env *runenv.Env, o Options) (*Result, error) {
 		st = trainState{LR: o.LR, TargetScale: scale, TrainWindows: d.train.n, Epoch: len(history)}
 		if sc != nil {
 			st = sc.state
+			if st.Stopped && (o.Patience == 0 || st.BadEpochs < o.Patience) {
+				st.Stopped = false // the patience was raised: keep going
+			}
 		}
 	}
 	workers := o.Workers

@@ -226,6 +226,15 @@ func TestTrainEarlyStoppingAndPlateau(t *testing.T) {
 	if !res.StoppedEarly || res.Epochs != 3 || res.BestEpoch != 1 {
 		t.Fatalf("early stopping: stopped %v after %d epochs, best %d", res.StoppedEarly, res.Epochs, res.BestEpoch)
 	}
+	// Resuming with the same patience stops at once; a larger one goes on.
+	o.Resume = o.Out
+	if res, err = Run(context.Background(), testEnv(), o); err != nil || res.Epochs != 3 {
+		t.Fatalf("resume of a stopped run: %v, %d epochs", err, res.Epochs)
+	}
+	o.Patience = 4
+	if res, err = Run(context.Background(), testEnv(), o); err != nil || res.Epochs != 5 || !res.StoppedEarly {
+		t.Fatalf("resume with patience 4: %v, %d epochs", err, res.Epochs)
+	}
 }
 
 // TestReduceLROnPlateau feeds val losses to the hook; the expected learning
