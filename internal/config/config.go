@@ -12,9 +12,12 @@ import (
 	"github.com/modax/modax-ml/collect"
 	"github.com/modax/modax-ml/deploy"
 	"github.com/modax/modax-ml/export"
+	"github.com/modax/modax-ml/features"
 	"github.com/modax/modax-ml/internal/pg"
 	"github.com/modax/modax-ml/internal/tracking"
+	"github.com/modax/modax-ml/label"
 	"github.com/modax/modax-ml/train"
+	"github.com/modax/modax-ml/validate"
 )
 
 // Config is the whole configuration. Each stage's section is that stage's
@@ -29,11 +32,14 @@ type Config struct {
 	Quiet  bool      `yaml:"quiet"`
 	DB     pg.Config `yaml:"db"`
 
-	Collect  collect.Options `yaml:"collect"`
-	Tracking tracking.Config `yaml:"tracking"`
-	Train    train.Options   `yaml:"train"`
-	Export   export.Options  `yaml:"export"`
-	Deploy   deploy.Options  `yaml:"deploy"`
+	Collect  collect.Options  `yaml:"collect"`
+	Validate validate.Options `yaml:"validate"`
+	Label    label.Options    `yaml:"label"`
+	Features features.Options `yaml:"features"`
+	Tracking tracking.Config  `yaml:"tracking"`
+	Train    train.Options    `yaml:"train"`
+	Export   export.Options   `yaml:"export"`
+	Deploy   deploy.Options   `yaml:"deploy"`
 }
 
 // Log configures logging.
@@ -53,9 +59,12 @@ func Default() Config {
 
 		Collect:  collect.DefaultOptions(),
 		Tracking: tracking.DefaultConfig(),
+		Validate: validate.DefaultOptions(),
+		Label:    label.DefaultOptions(),
 		Train:    train.DefaultOptions(),
 		Export:   export.DefaultOptions(),
 		Deploy:   deploy.DefaultOptions(),
+		Features: features.DefaultOptions(),
 	}
 }
 
