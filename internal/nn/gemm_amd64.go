@@ -28,6 +28,9 @@ var noAVX512 = os.Getenv("MODAX_NO_AVX512") == "1"
 func kern4x16avx2(k int, a unsafe.Pointer, astride int, b, c unsafe.Pointer, ldc int, acc bool)
 
 //go:noescape
+func kern1x16avx512(k int, a unsafe.Pointer, astride int, b, c unsafe.Pointer, acc bool)
+
+//go:noescape
 func kern1x16avx2(k int, a unsafe.Pointer, astride int, b, c unsafe.Pointer, acc bool)
 
 //go:noescape
@@ -66,5 +69,9 @@ func kernel1x16(kb int, a []float32, astride int, b, c []float32, acc bool) {
 	_ = a[(kb-1)*astride]
 	_ = b[kb*nr-1]
 	_ = c[nr-1]
+	if use512 {
+		kern1x16avx512(kb, unsafe.Pointer(&a[0]), astride, unsafe.Pointer(&b[0]), unsafe.Pointer(&c[0]), acc)
+		return
+	}
 	kern1x16avx2(kb, unsafe.Pointer(&a[0]), astride, unsafe.Pointer(&b[0]), unsafe.Pointer(&c[0]), acc)
 }

@@ -313,3 +313,83 @@ z4put:
 	VMOVUPS Z7, 64(DX)
 	VZEROUPPER
 	RET
+
+// func kern1x16avx512(k int, a unsafe.Pointer, astride int, b, c unsafe.Pointer, acc bool)
+// kern1x16avx2 with one 64-byte load and FMA per step (four accumulators).
+TEXT ·kern1x16avx512(SB), NOSPLIT, $0-41
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ astride+16(FP), R9
+	SHLQ $2, R9
+	MOVQ b+24(FP), DI
+	MOVQ c+32(FP), DX
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	CMPQ CX, $8
+	JL   z1tail
+
+z1loop8:
+	VBROADCASTSS (SI), Z8
+	VFMADD231PS  (DI), Z8, Z0
+	ADDQ         R9, SI
+	VBROADCASTSS (SI), Z9
+	VFMADD231PS  64(DI), Z9, Z1
+	ADDQ         R9, SI
+	VBROADCASTSS (SI), Z10
+	VFMADD231PS  128(DI), Z10, Z2
+	ADDQ         R9, SI
+	VBROADCASTSS (SI), Z11
+	VFMADD231PS  192(DI), Z11, Z3
+	ADDQ         R9, SI
+	VBROADCASTSS (SI), Z12
+	VFMADD231PS  256(DI), Z12, Z4
+	ADDQ         R9, SI
+	VBROADCASTSS (SI), Z13
+	VFMADD231PS  320(DI), Z13, Z5
+	ADDQ         R9, SI
+	VBROADCASTSS (SI), Z14
+	VFMADD231PS  384(DI), Z14, Z6
+	ADDQ         R9, SI
+	VBROADCASTSS (SI), Z15
+	VFMADD231PS  448(DI), Z15, Z7
+	ADDQ         R9, SI
+	ADDQ         $512, DI
+	SUBQ         $8, CX
+	CMPQ         CX, $8
+	JGE          z1loop8
+
+z1tail:
+	TESTQ CX, CX
+	JZ    z1sum
+
+z1loop1:
+	VBROADCASTSS (SI), Z8
+	VFMADD231PS  (DI), Z8, Z0
+	ADDQ         R9, SI
+	ADDQ         $64, DI
+	DECQ         CX
+	JNZ          z1loop1
+
+z1sum:
+	VADDPS Z1, Z0, Z0
+	VADDPS Z3, Z2, Z2
+	VADDPS Z5, Z4, Z4
+	VADDPS Z7, Z6, Z6
+	VADDPS Z2, Z0, Z0
+	VADDPS Z6, Z4, Z4
+	VADDPS Z4, Z0, Z0
+	MOVBLZX acc+40(FP), AX
+	TESTL   AX, AX
+	JZ      z1put
+	VADDPS  (DX), Z0, Z0
+
+z1put:
+	VMOVUPS Z0, (DX)
+	VZEROUPPER
+	RET

@@ -246,6 +246,30 @@ func (g *goBLAS) macro(tA bool, m, n, kb int, a []float32, lda, k0 int, bp []flo
 		// much as the product here); only a partial last panel is packed.
 		direct := tA && useAsm
 		g.apack = grow32(g.apack, npa*kb*mr)
+		if mb == 1 {
+			// One row (single-window inference): the row kernel reads A
+			// in place.
+			as := 1
+			if tA {
+				as = lda
+			}
+			ai := a[i0*lda+k0:]
+			if tA {
+				ai = a[k0*lda+i0:]
+			}
+			for p := range np {
+				j0 := p * nr
+				cn := min(nr, n-j0)
+				pb := bp[p*kb*nr : (p+1)*kb*nr]
+				if cn == nr {
+					kernel1x16(kb, ai, as, pb, c[i0*ldc+j0:], acc)
+					continue
+				}
+				packA(g.apack, tA, a, lda, i0, 1, k0, kb)
+				g.edge(kb, g.apack, mr, pb, c, i0, 1, j0, cn, ldc, acc)
+			}
+			continue
+		}
 		if direct {
 			if mb%mr != 0 {
 				q := npa - 1
