@@ -124,6 +124,7 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 		newCacheCmd(a),
 		newMonitorCmd(a),
 		newFeaturesCmd(a),
+		newTrainCmd(a),
 	)
 	return root
 }

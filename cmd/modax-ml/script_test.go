@@ -43,6 +43,8 @@ func TestScript(t *testing.T) {
 			"same-outputs":   cmdSameOutputs,   // pipeline_script_test.go
 			"beats-baseline": cmdBeatsBaseline, // pipeline_script_test.go
 			"waitfor":        cmdWaitFor,       // pipeline_script_test.go
+			"gen-windows":    cmdGenWindows,    // train_script_test.go
+			"gen-stats":      cmdGenStats,      // train_script_test.go
 			// modax-fixture DIR SEED MAE: a stand-in for train + evaluate: writes
 			// DIR/{model.safetensors (version vSEED), windows.parquet,
 			// metrics.json (test MAE), model.onnx}.

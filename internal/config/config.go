@@ -17,6 +17,7 @@ import (
 	"github.com/modax/modax-ml/internal/tracking"
 	"github.com/modax/modax-ml/label"
 	"github.com/modax/modax-ml/monitor"
+	"github.com/modax/modax-ml/train"
 	"github.com/modax/modax-ml/validate"
 )
 
@@ -37,6 +38,7 @@ type Config struct {
 	Label    label.Options    `yaml:"label"`
 	Features features.Options `yaml:"features"`
 	Tracking tracking.Config  `yaml:"tracking"`
+	Train    train.Options    `yaml:"train"`
 	Export   export.Options   `yaml:"export"`
 	Deploy   deploy.Options   `yaml:"deploy"`
 	Pipeline Pipeline         `yaml:"pipeline"`
@@ -74,6 +76,7 @@ func Default() Config {
 		Tracking: tracking.DefaultConfig(),
 		Validate: validate.DefaultOptions(),
 		Label:    label.DefaultOptions(),
+		Train:    train.DefaultOptions(),
 		Export:   export.DefaultOptions(),
 		Deploy:   deploy.DefaultOptions(),
 		Features: features.DefaultOptions(),
