@@ -14,10 +14,9 @@ import (
 // updates with fsync) and deploy runs.
 func BenchmarkCachedRun(b *testing.B) {
 	dir := b.TempDir()
-	ty := newToy()
 	cfg := config.Default()
 	cfg.Dir = dir
-	o := Options{Config: cfg, stages: ty.stages, RepoDir: dir, Getenv: func(string) string { return "" }}
+	o := Options{Config: cfg, stages: toyStages, RepoDir: dir, Getenv: func(string) string { return "" }}
 	ctx := context.Background()
 	if _, err := Run(ctx, runenv.Test(), o); err != nil {
 		b.Fatal(err)

@@ -38,6 +38,15 @@ func realOpts(c config.Config) Options {
 	return Options{Config: c, RepoDir: c.Dir, Getenv: func(string) string { return "" }}
 }
 
+// statuses lists the stages' statuses in order.
+func statuses(res *Result) string {
+	var parts []string
+	for _, s := range res.Stages {
+		parts = append(parts, s.Status)
+	}
+	return strings.Join(parts, ",")
+}
+
 func stageStatus(res *Result) map[string]string {
 	m := map[string]string{}
 	for _, s := range res.Stages {
@@ -368,5 +377,69 @@ func TestRealConcurrentRuns(t *testing.T) {
 	}
 	if n := strings.Count(string(hist), `"action": "deploy"`); n != 2 {
 		t.Errorf("models/history.json records %d deploys, want 2:\n%s", n, hist)
+	}
+}
+
+func TestRealFromUntilPlan(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	c := tinyConfig(dir)
+	c.RunID = "prep"
+	o := realOpts(c)
+	o.Until = Features
+	res, err := Run(ctx, runenv.Test(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(res); got != "ran,ran,ran,ran,not run,not run,not run,not run" {
+		t.Errorf("--until features: %s", got)
+	}
+	if res.Deploy == nil || res.Deploy.Decision != tracking.DeploySkipped || res.Deploy.Reason != "--until features" {
+		t.Errorf("deploy decision %+v", res.Deploy)
+	}
+
+	// The plan of a full new run: data preparation cached, the rest runs;
+	// the keys after train are unknown; nothing is written.
+	c.RunID = "planned"
+	p, err := Plan(ctx, runenv.Test(), realOpts(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acts []string
+	for _, s := range p.Stages {
+		acts = append(acts, s.Action)
+	}
+	if got := strings.Join(acts, ","); got != "cached,cached,cached,cached,run,run,run,run" {
+		t.Errorf("plan %s", got)
+	}
+	if p.Stages[4].Key == "" || p.Stages[5].Key != "" || !strings.Contains(p.Stages[5].Reason, "made by an earlier stage that runs") {
+		t.Errorf("plan keys and reasons: %+v", p.Stages[4:6])
+	}
+	if _, err := os.Stat(filepath.Join(dir, "runs", "planned")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("the plan created the run directory")
+	}
+
+	// --from train: the stages before it come from the cache.
+	c.RunID = "from-train"
+	o = realOpts(c)
+	o.From = Train
+	res, err = Run(ctx, runenv.Test(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(res); got != "skipped,skipped,skipped,skipped,ran,ran,ran,ran" || !strings.HasPrefix(res.Stages[0].Reason, "before --from train; cached") {
+		t.Errorf("--from train: %s, %q", got, res.Stages[0].Reason)
+	}
+	// ... and without them the error names the missing stage.
+	o = realOpts(tinyConfig(t.TempDir()))
+	o.From = Train
+	if _, err := Run(ctx, runenv.Test(), o); err == nil || !strings.Contains(err.Error(), "collect is before it") {
+		t.Errorf("--from with nothing cached: %v", err)
+	}
+	for _, bad := range []Options{{From: Train, Until: Label}, {From: "trian"}, {Force: []string{"everything"}}} {
+		bad.Config = tinyConfig(dir)
+		if _, err := Run(ctx, runenv.Test(), bad); !errors.Is(err, exitcode.ErrUsage) {
+			t.Errorf("%+v: %v, want a usage error", bad, err)
+		}
 	}
 }
