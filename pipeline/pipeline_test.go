@@ -15,6 +15,7 @@ import (
 	"github.com/modax/modax-ml/internal/model"
 	"github.com/modax/modax-ml/internal/runenv"
 	"github.com/modax/modax-ml/internal/tracking"
+	"github.com/modax/modax-ml/validate"
 )
 
 // These tests run the real stages through the pipeline on a fleet and a
@@ -440,6 +441,59 @@ func TestRealFromUntilPlan(t *testing.T) {
 		bad.Config = tinyConfig(dir)
 		if _, err := Run(ctx, runenv.Test(), bad); !errors.Is(err, exitcode.ErrUsage) {
 			t.Errorf("%+v: %v, want a usage error", bad, err)
+		}
+	}
+}
+
+// TestStagesWiring checks how the config becomes the stage list: outputs in
+// the run directory, each stage reading its predecessor's outputs (renamed
+// ones too), outside files against the working directory.
+func TestStagesWiring(t *testing.T) {
+	c := config.Default()
+	c.Collect.Source, c.Collect.Failures = "csv:data/readings.csv", "csv:data/failures.csv"
+	c.Collect.Out = "r.parquet"
+	c.Validate.Reference = "ref/validation.json"
+	c.Features.Window = 30
+	c.Deploy.ModelsDir = "models"
+	ss, err := Stages(c, Dirs{Work: "w", Run: "w/runs/x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*Stage{}
+	for _, s := range ss {
+		byName[s.Name] = s
+	}
+	check := func(what string, got, want []string) {
+		t.Helper()
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("%s: %v, want %v", what, got, want)
+		}
+	}
+	check("collect inputs", byName[Collect].Inputs, []string{"w/data/readings.csv", "w/data/failures.csv"})
+	check("collect outputs", byName[Collect].Outputs, []string{"w/runs/x/r.parquet", "w/runs/x/failures.parquet"})
+	check("validate inputs", byName[Validate].Inputs, []string{"w/runs/x/r.parquet", "w/runs/x/failures.parquet", "w/ref/validation.json"})
+	check("label inputs", byName[Label].Inputs, []string{"w/runs/x/r.parquet", "w/runs/x/failures.parquet"})
+	check("train inputs", byName[Train].Inputs, []string{"w/runs/x/windows.parquet"})
+	check("train outputs", byName[Train].Outputs, []string{"w/runs/x/model.safetensors", "w/runs/x/model.optim.safetensors"})
+	check("deploy inputs", byName[Deploy].Inputs, []string{"w/runs/x/model.safetensors", "w/runs/x/model.onnx", "w/runs/x/metrics.json"})
+	if v := byName[Validate].Options.(validate.Options); v.Window != 30 {
+		t.Errorf("validate checks window %d, features uses 30", v.Window)
+	}
+	if byName[Deploy].NoCache == "" || !strings.Contains(byName[Deploy].NoCache, "w/models") {
+		t.Errorf("deploy NoCache %q", byName[Deploy].NoCache)
+	}
+	// Keys do not depend on the run directory, and hide the DSN.
+	c.DB.DSN = "postgres://u:secret@h/db"
+	a, _ := Stages(c, Dirs{Work: "w", Run: "w/runs/x"})
+	b, _ := Stages(c, Dirs{Work: "w", Run: "w/runs/y"})
+	for i := range a {
+		ka, _ := KeyOptions(a[i].Options, "w/runs/x")
+		kb, _ := KeyOptions(b[i].Options, "w/runs/y")
+		if string(ka) != string(kb) {
+			t.Errorf("%s: key options depend on the run directory:\n%s\n%s", a[i].Name, ka, kb)
+		}
+		if strings.Contains(string(ka), "secret") {
+			t.Errorf("%s: key options hold the DSN: %s", a[i].Name, ka)
 		}
 	}
 }

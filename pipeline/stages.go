@@ -40,6 +40,14 @@ func Stages(cfg config.Config, d Dirs) ([]*Stage, error) {
 	co := cfg.Collect
 	co.DB = cfg.DB
 	co.Out, co.FailuresOut = d.Out(co.Out), d.Out(co.FailuresOut)
+	if kind, p, ok := strings.Cut(co.Source, ":"); ok && p != "" {
+		co.Source = kind + ":" + d.In(p)
+	}
+	if co.Failures != "" {
+		p, _ := strings.CutPrefix(co.Failures, collect.SourceCSV+":")
+		co.Failures = d.In(p)
+	}
+	co.RUL = d.In(co.RUL)
 	lo := cfg.Label
 	lo.Readings, lo.Failures, lo.Out = co.Out, co.FailuresOut, d.Out(lo.Out)
 	fo := cfg.Features
@@ -88,11 +96,10 @@ func collectStage(o collect.Options) *Stage {
 	var inputs []string
 	kind, path, _ := strings.Cut(o.Source, ":")
 	if path != "" {
-		path = strings.TrimPrefix(path, "//") // tolerate "csv://x"
 		inputs = append(inputs, path)
 	}
 	if o.Failures != "" {
-		inputs = append(inputs, strings.TrimPrefix(o.Failures, collect.SourceCSV+":"))
+		inputs = append(inputs, o.Failures)
 	}
 	if o.RUL != "" {
 		inputs = append(inputs, o.RUL)
