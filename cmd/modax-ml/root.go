@@ -106,6 +106,7 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 
 	root.AddCommand(
 		newConfigCmd(a),
+		newEvaluateCmd(a),
 		newVersionCmd(a),
 	)
 	return root

@@ -9,6 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/modax/modax-ml/evaluate"
 	"github.com/modax/modax-ml/internal/pg"
 )
 
@@ -23,6 +24,8 @@ type Config struct {
 	Output string    `yaml:"output"`
 	Quiet  bool      `yaml:"quiet"`
 	DB     pg.Config `yaml:"db"`
+
+	Evaluate evaluate.Options `yaml:"evaluate"`
 }
 
 // Log configures logging.
@@ -39,6 +42,8 @@ func Default() Config {
 		Log:    Log{Format: "auto", Level: "info"},
 		Output: "text",
 		DB:     pg.DefaultConfig(),
+
+		Evaluate: evaluate.DefaultOptions(),
 	}
 }
 

@@ -1,0 +1,395 @@
+package evaluate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/modax/modax-ml/internal/dataset"
+	"github.com/modax/modax-ml/internal/exitcode"
+	"github.com/modax/modax-ml/internal/model"
+	"github.com/modax/modax-ml/internal/runenv"
+)
+
+// Options configure the evaluate stage (the `evaluate` config section).
+type Options struct {
+	// Predictions is the predictions file to evaluate.
+	Predictions string `yaml:"predictions"`
+	// Model is the checkpoint that made the predictions (optional): its
+	// training history gives the training-curves plot, and its sha256 is
+	// checked against the one the predictions file records.
+	Model string `yaml:"model"`
+	// Metrics, Report and HTML are the output files; plots go to PlotsDir.
+	Metrics  string `yaml:"metrics"`
+	Report   string `yaml:"report"`
+	HTML     string `yaml:"html"`
+	PlotsDir string `yaml:"plots_dir"`
+	// NoPlots skips the PNG plots (and their place in the reports).
+	NoPlots bool `yaml:"no_plots"`
+	// PlotSplit is the split the plots and the device tables show; empty
+	// picks test, else val, else train.
+	PlotSplit string `yaml:"plot_split"`
+	// Compare names another metrics.json to diff against.
+	Compare string `yaml:"compare"`
+	// CriticalToleranceHours is the tolerance of the critical-window accuracy.
+	CriticalToleranceHours float64 `yaml:"critical_tolerance_hours"`
+	// CriticalHours and WarningHours override the health thresholds the
+	// predictions file records (0: use the file's, else 10/50 h).
+	CriticalHours float64 `yaml:"critical_hours"`
+	WarningHours  float64 `yaml:"warning_hours"`
+}
+
+// DefaultOptions returns the DESIGN §3 file names and a 5 h critical
+// tolerance.
+func DefaultOptions() Options {
+	return Options{
+		Predictions:            "predictions.parquet",
+		Metrics:                "metrics.json",
+		Report:                 "report.md",
+		HTML:                   "report.html",
+		PlotsDir:               "plots",
+		CriticalToleranceHours: 5,
+	}
+}
+
+// Result is what `evaluate --output json` prints.
+type Result struct {
+	Metrics     string   `json:"metrics"`
+	Report      string   `json:"report"`
+	HTML        string   `json:"html"`
+	Plots       []string `json:"plots"`
+	Predictions string   `json:"predictions"`
+	// Predicted is true when evaluate ran the model itself.
+	Predicted bool                     `json:"predicted"`
+	Splits    map[string]*SplitMetrics `json:"splits"`
+	Compare   *Comparison              `json:"compare,omitempty"`
+	Warnings  []string                 `json:"warnings,omitempty"`
+	// Doc is the whole metrics document.
+	Doc *Metrics `json:"-"`
+}
+
+// SplitNames returns the result's splits in report order.
+func (r *Result) SplitNames() []string {
+	var out []string
+	for s := range r.Splits {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, splitOrder)
+	return out
+}
+
+func (o Options) validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("evaluate: %w: %s", exitcode.ErrUsage, fmt.Sprintf(format, a...))
+	}
+	switch {
+	case o.Predictions == "":
+		return bad("--predictions is empty")
+	case o.Metrics == "":
+		return bad("--metrics is empty")
+	case o.CriticalToleranceHours <= 0:
+		return bad("--critical-tolerance %g: want > 0 hours", o.CriticalToleranceHours)
+	case (o.CriticalHours != 0 || o.WarningHours != 0) && !(o.CriticalHours > 0 && o.WarningHours > o.CriticalHours):
+		return bad("--critical-hours %g / --warning-hours %g: want 0 < critical < warning (or both 0 to use the file's thresholds)", o.CriticalHours, o.WarningHours)
+	}
+	return nil
+}
+
+// Run evaluates the predictions and writes metrics.json, the reports and the
+// plots.
+func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	res := &Result{Predictions: opts.Predictions}
+	ps, meta, err := dataset.ReadPredictions(ctx, opts.Predictions)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate: %w", err)
+	}
+	if len(ps) == 0 {
+		return nil, fmt.Errorf("evaluate: %s holds no predictions", opts.Predictions)
+	}
+	if err := CheckFinite(ps); err != nil {
+		return nil, fmt.Errorf("evaluate: %s: %w: %w", opts.Predictions, exitcode.ErrValidation, err)
+	}
+	warn := func(msg string) {
+		env.Log.Warn(msg)
+		res.Warnings = append(res.Warnings, msg)
+	}
+
+	doc := &Metrics{Schema: MetricsSchema, CreatedAt: env.Now().UTC().Format(time.RFC3339), RunID: env.RunID,
+		ToolVersion: env.ToolVersion, CriticalToleranceHours: opts.CriticalToleranceHours, HorizonHours: NaN(),
+		Definitions: Definitions}
+	if err := lineage(doc, opts.Predictions, meta); err != nil {
+		return nil, err
+	}
+	doc.Thresholds, err = thresholds(opts, meta, warn)
+	if err != nil {
+		return nil, err
+	}
+	var h float64
+	if ok, err := meta.Get(dataset.MetaHorizon, &h); err != nil {
+		return nil, fmt.Errorf("evaluate: %s: %w", opts.Predictions, err)
+	} else if ok {
+		doc.HorizonHours = Float(h)
+	}
+	var history []model.Epoch
+	if opts.Model != "" {
+		if history, err = checkModel(doc, opts.Model, opts.Predictions, res.Predicted); err != nil {
+			return nil, err
+		}
+	}
+	if n := healthMismatches(ps, doc.Thresholds); n > 0 {
+		warn(fmt.Sprintf("%d rows of %s have a health_true that the thresholds (%g/%g h) do not give for their rul_true; classes are recomputed from the RUL with these thresholds",
+			n, opts.Predictions, doc.Thresholds.Critical, doc.Thresholds.Warning))
+	}
+
+	doc.Splits = map[string]*SplitMetrics{}
+	for _, s := range Splits(ps) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var in []dataset.Prediction
+		for i := range ps {
+			if ps[i].Split == s {
+				in = append(in, ps[i])
+			}
+		}
+		m := ComputeSplit(in, doc.Thresholds, opts.CriticalToleranceHours)
+		doc.Splits[s] = m
+		env.Log.Info("evaluate", "split", s, "n", m.N, "mae", float64(m.MAE), "rmse", float64(m.RMSE),
+			"score", float64(m.Score), "critical_accuracy", float64(m.CriticalAccuracy))
+		if m.N == 0 {
+			warn(fmt.Sprintf("split %s has no predictions with a known true RUL", s))
+		}
+	}
+	doc.PerDevice = ComputeDevices(ps)
+	res.Splits, res.Doc = doc.Splits, doc
+
+	primary, err := primarySplit(opts.PlotSplit, doc.Splits)
+	if err != nil {
+		return nil, err
+	}
+	rd := &reportData{M: doc, Primary: primary, PrimaryM: doc.Splits[primary], History: summarizeHistory(history), Warnings: res.Warnings}
+	for _, s := range res.SplitNames() {
+		rd.Splits = append(rd.Splits, splitView{Name: s, SplitMetrics: doc.Splits[s]})
+	}
+	rd.Worst, rd.Best = worstBestDevices(doc.PerDevice, primary, 5)
+
+	if opts.Compare != "" {
+		other, err := ReadMetrics(opts.Compare)
+		if err != nil {
+			return nil, fmt.Errorf("evaluate: --compare: %w", err)
+		}
+		res.Compare = Compare(doc, other, opts.Metrics, opts.Compare)
+		rd.Compare = res.Compare
+	}
+
+	b, err := doc.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if err := dataset.WriteFileAtomic(opts.Metrics, b); err != nil {
+		return nil, fmt.Errorf("evaluate: %w", err)
+	}
+	res.Metrics = opts.Metrics
+
+	if !opts.NoPlots {
+		plots, err := makePlots(ctx, ps, primary, doc.Splits[primary], history)
+		if err != nil {
+			return nil, fmt.Errorf("evaluate: plots: %w", err)
+		}
+		if res.Plots, err = writePlots(opts.PlotsDir, plots); err != nil {
+			return nil, fmt.Errorf("evaluate: %w", err)
+		}
+		for _, p := range plots {
+			rd.Plots = append(rd.Plots, plotView{Plot: p})
+		}
+	}
+	md, html, err := renderReports(rd, opts.Report, opts.PlotsDir)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate: %w", err)
+	}
+	if opts.Report != "" {
+		if err := dataset.WriteFileAtomic(opts.Report, md); err != nil {
+			return nil, fmt.Errorf("evaluate: %w", err)
+		}
+		res.Report = opts.Report
+	}
+	if opts.HTML != "" {
+		if err := dataset.WriteFileAtomic(opts.HTML, html); err != nil {
+			return nil, fmt.Errorf("evaluate: %w", err)
+		}
+		res.HTML = opts.HTML
+	}
+	return res, nil
+}
+
+// lineage fills the model, predictions and windows references from the
+// predictions file's metadata (written by predict).
+func lineage(doc *Metrics, predPath string, meta dataset.Meta) error {
+	sha, err := dataset.FileSHA256(predPath)
+	if err != nil {
+		return fmt.Errorf("evaluate: %w", err)
+	}
+	doc.Predictions = &FileRef{Path: predPath, SHA256: sha}
+	var mref FileRef
+	if ok, err := meta.Get(dataset.MetaModel, &mref); err != nil {
+		return fmt.Errorf("evaluate: %s: %w", predPath, err)
+	} else if ok {
+		doc.Model = &mref
+	}
+	var inputs []dataset.Input
+	if _, err := meta.Get(dataset.MetaInputs, &inputs); err != nil {
+		return fmt.Errorf("evaluate: %s: %w", predPath, err)
+	}
+	for _, in := range inputs {
+		if doc.Model == nil || in.Path != doc.Model.Path {
+			doc.Windows = &FileRef{Path: in.Path, SHA256: in.SHA256}
+			break
+		}
+	}
+	return nil
+}
+
+func thresholds(opts Options, meta dataset.Meta, warn func(string)) (dataset.Thresholds, error) {
+	if opts.CriticalHours > 0 {
+		return dataset.Thresholds{Critical: opts.CriticalHours, Warning: opts.WarningHours}, nil
+	}
+	var th dataset.Thresholds
+	ok, err := meta.Get(dataset.MetaThresholds, &th)
+	if err != nil {
+		return th, fmt.Errorf("evaluate: %s: %w", opts.Predictions, err)
+	}
+	if !ok {
+		warn(fmt.Sprintf("%s records no health thresholds; using the design's %g/%g h (set --critical-hours/--warning-hours)",
+			opts.Predictions, dataset.DefaultThresholds.Critical, dataset.DefaultThresholds.Warning))
+		return dataset.DefaultThresholds, nil
+	}
+	if err := th.Validate(); err != nil {
+		return th, fmt.Errorf("evaluate: %s: %w", opts.Predictions, err)
+	}
+	return th, nil
+}
+
+// checkModel loads the checkpoint for its history and checks that it is the
+// model the predictions file says made the predictions.
+func checkModel(doc *Metrics, path, predPath string, predicted bool) ([]model.Epoch, error) {
+	ck, err := model.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate: %w", err)
+	}
+	sha, err := dataset.FileSHA256(path)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate: %w", err)
+	}
+	if doc.Model != nil && doc.Model.SHA256 != "" && doc.Model.SHA256 != sha && !predicted {
+		return nil, fmt.Errorf("evaluate: %w: %s was made by the model %s (sha256 %.12s…), not by --model %s (sha256 %.12s…)",
+			exitcode.ErrUsage, predPath, doc.Model.Path, doc.Model.SHA256, path, sha)
+	}
+	doc.Model = &FileRef{Path: path, SHA256: sha, ModelVersion: ck.Info.ModelVersion}
+	return ck.Info.History, nil
+}
+
+func healthMismatches(ps []dataset.Prediction, th dataset.Thresholds) int {
+	n := 0
+	for i := range ps {
+		if ps[i].HasTruth() && ps[i].HealthTrue != th.Classify(ps[i].RULTrue) {
+			n++
+		}
+	}
+	return n
+}
+
+func primarySplit(want string, splits map[string]*SplitMetrics) (string, error) {
+	if want != "" {
+		if _, ok := splits[want]; !ok {
+			var have []string
+			for s := range splits {
+				have = append(have, s)
+			}
+			slices.SortFunc(have, splitOrder)
+			return "", fmt.Errorf("evaluate: %w: --plot-split %s: the predictions hold splits %s", exitcode.ErrUsage, want, strings.Join(have, ", "))
+		}
+		return want, nil
+	}
+	for _, s := range []string{dataset.SplitTest, dataset.SplitVal, dataset.SplitTrain} {
+		if m, ok := splits[s]; ok && m.N > 0 {
+			return s, nil
+		}
+	}
+	var names []string
+	for s := range splits {
+		names = append(names, s)
+	}
+	slices.SortFunc(names, splitOrder)
+	return names[0], nil
+}
+
+// plotNames are every plot evaluate may write (stale ones are removed).
+var plotNames = []string{"pred_vs_true.png", "error_hist.png", "error_vs_true.png", "trajectories.png", "confusion.png", "training_curves.png"}
+
+func makePlots(ctx context.Context, ps []dataset.Prediction, split string, m *SplitMetrics, history []model.Epoch) ([]*Plot, error) {
+	var truth, pred []float64
+	var in []dataset.Prediction
+	for i := range ps {
+		if ps[i].Split == split && ps[i].HasTruth() {
+			truth = append(truth, ps[i].RULTrue)
+			pred = append(pred, ps[i].RULPred)
+			in = append(in, ps[i])
+		}
+	}
+	var out []*Plot
+	add := func(p *Plot, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != nil {
+			out = append(out, p)
+		}
+		return ctx.Err()
+	}
+	if len(truth) > 0 {
+		for _, f := range []func([]float64, []float64, string) (*Plot, error){PlotPredVsTrue, PlotErrorHist, PlotErrorVsTrue} {
+			if err := add(f(truth, pred, split)); err != nil {
+				return nil, err
+			}
+		}
+		if err := add(PlotTrajectories(deviceSeries(in), split)); err != nil {
+			return nil, err
+		}
+		if err := add(PlotConfusion(m.Classification, split)); err != nil {
+			return nil, err
+		}
+	}
+	if err := add(PlotTraining(history)); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func writePlots(dir string, plots []*Plot) ([]string, error) {
+	var paths []string
+	written := map[string]bool{}
+	for _, p := range plots {
+		path := filepath.Join(dir, p.Name)
+		if err := dataset.WriteFileAtomic(path, p.PNG); err != nil {
+			return nil, err
+		}
+		paths = append(paths, path)
+		written[p.Name] = true
+	}
+	for _, name := range plotNames {
+		if !written[name] {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("remove stale plot: %w", err)
+			}
+		}
+	}
+	return paths, nil
+}
