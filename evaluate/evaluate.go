@@ -140,8 +140,12 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	}
 	var history []model.Epoch
 	if opts.Model != "" {
-		if history, err = checkModel(doc, opts.Model, opts.Predictions, res.Predicted); err != nil {
+		var w string
+		if history, w, err = checkModel(doc, opts.Model, opts.Predictions); err != nil {
 			return nil, err
+		}
+		if w != "" {
+			warn(w)
 		}
 	}
 	if n := healthMismatches(ps, doc.Thresholds); n > 0 {
@@ -277,23 +281,25 @@ func thresholds(opts Options, meta dataset.Meta, warn func(string)) (dataset.Thr
 	return th, nil
 }
 
-// checkModel loads the checkpoint for its history and checks that it is the
-// model the predictions file says made the predictions.
-func checkModel(doc *Metrics, path, predPath string, predicted bool) ([]model.Epoch, error) {
+// checkModel loads the checkpoint for its training history. When the
+// predictions file records another model (other content), the checkpoint is
+// left out: metrics.json keeps naming the model that made the predictions,
+// and the returned warning says so.
+func checkModel(doc *Metrics, path, predPath string) ([]model.Epoch, string, error) {
 	ck, err := model.Load(path)
 	if err != nil {
-		return nil, fmt.Errorf("evaluate: %w", err)
+		return nil, "", fmt.Errorf("evaluate: %w", err)
 	}
 	sha, err := dataset.FileSHA256(path)
 	if err != nil {
-		return nil, fmt.Errorf("evaluate: %w", err)
+		return nil, "", fmt.Errorf("evaluate: %w", err)
 	}
-	if doc.Model != nil && doc.Model.SHA256 != "" && doc.Model.SHA256 != sha && !predicted {
-		return nil, fmt.Errorf("evaluate: %w: %s was made by the model %s (sha256 %.12s…), not by --model %s (sha256 %.12s…)",
-			exitcode.ErrUsage, predPath, doc.Model.Path, doc.Model.SHA256, path, sha)
+	if doc.Model != nil && doc.Model.SHA256 != "" && doc.Model.SHA256 != sha {
+		return nil, fmt.Sprintf("%s was made by the model %s (sha256 %.12s…), not by %s (sha256 %.12s…): its training curves are left out and metrics.json names the model that made the predictions",
+			predPath, doc.Model.Path, doc.Model.SHA256, path, sha), nil
 	}
 	doc.Model = &FileRef{Path: path, SHA256: sha, ModelVersion: ck.Info.ModelVersion}
-	return ck.Info.History, nil
+	return ck.Info.History, "", nil
 }
 
 func healthMismatches(ps []dataset.Prediction, th dataset.Thresholds) int {

@@ -263,9 +263,23 @@ func TestRunModelMismatch(t *testing.T) {
 	other := writeFixture(t, fleet(3, 2, 5, dataset.SplitTest), []model.Epoch{{Epoch: 1, TrainLoss: 1, ValLoss: 2}})
 	o := f.opts()
 	o.Model = other.model // a different checkpoint (its history differs)
-	_, err := Run(context.Background(), testEnv(), o)
-	if !errors.Is(err, exitcode.ErrUsage) || !strings.Contains(err.Error(), "not by --model") {
-		t.Errorf("error = %v, want a model mismatch", err)
+	res, err := Run(context.Background(), testEnv(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "not by "+other.model) {
+		t.Errorf("warnings = %v", res.Warnings)
+	}
+	// metrics.json names the model that made the predictions, and no
+	// training curves of the other one are drawn.
+	sha, _ := dataset.FileSHA256(f.model)
+	if res.Doc.Model.SHA256 != sha || res.Doc.Model.Path != f.model {
+		t.Errorf("model = %+v, want %s", res.Doc.Model, f.model)
+	}
+	for _, p := range res.Plots {
+		if strings.HasSuffix(p, "training_curves.png") {
+			t.Error("training curves of the wrong model drawn")
+		}
 	}
 }
 

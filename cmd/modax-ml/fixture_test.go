@@ -1,0 +1,102 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/modax/modax-ml/internal/dataset"
+	"github.com/modax/modax-ml/internal/infer"
+	"github.com/modax/modax-ml/internal/model"
+)
+
+// fixtureMain is the test-only "modax-fixture" command of the testscript
+// stories: it writes small deterministic files that the stories' stages read.
+//
+//	modax-fixture model OUT [SEED]                          a checkpoint with a training history
+//	modax-fixture predictions OUT MODEL [--worse] [--nan]   predictions recorded as made by MODEL
+func fixtureMain() int {
+	args := os.Args[1:]
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, "modax-fixture:", err)
+		return 1
+	}
+	if len(args) < 2 {
+		return fail(fmt.Errorf("usage: modax-fixture model OUT | predictions OUT MODEL [--worse] [--nan]"))
+	}
+	switch args[0] {
+	case "model":
+		seed := uint64(1)
+		if len(args) > 2 {
+			if _, err := fmt.Sscan(args[2], &seed); err != nil {
+				return fail(err)
+			}
+		}
+		if err := fixtureModel(args[1], seed); err != nil {
+			return fail(err)
+		}
+	case "predictions":
+		if len(args) < 3 {
+			return fail(fmt.Errorf("predictions OUT MODEL"))
+		}
+		if err := fixturePredictions(args[1], args[2], slices.Contains(args, "--worse"), slices.Contains(args, "--nan")); err != nil {
+			return fail(err)
+		}
+	default:
+		return fail(fmt.Errorf("unknown fixture %q", args[0]))
+	}
+	return 0
+}
+
+func fixtureModel(out string, seed uint64) error {
+	feats := []string{"temperature", "vibration"}
+	p, err := model.NewParams(model.Arch{Type: model.TypeLSTM, InputSize: len(feats), Hidden: 4, Layers: 1, FC: 3})
+	if err != nil {
+		return err
+	}
+	p.Init(seed)
+	hist := []model.Epoch{{Epoch: 1, TrainLoss: 0.9, ValLoss: 1.1}, {Epoch: 2, TrainLoss: 0.4, ValLoss: 0.5}, {Epoch: 3, TrainLoss: 0.2, ValLoss: 0.3}}
+	return model.Save(out, &model.Checkpoint{Params: p, Info: model.Info{Arch: p.Arch, Features: feats, Window: 4,
+		Scaler:  dataset.Scaler{Kind: "zscore", Features: feats, Offset: []float64{0, 0}, Scale: []float64{1, 1}},
+		Horizon: 100, Thresholds: dataset.DefaultThresholds, ModelVersion: "fixture-v1", History: hist,
+		CreatedAt: "2024-03-01T00:00:00Z"}})
+}
+
+func fixturePredictions(out, modelPath string, worse, withNaN bool) error {
+	sha, err := dataset.FileSHA256(modelPath)
+	if err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	th := dataset.DefaultThresholds
+	t0 := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	var ps []dataset.Prediction
+	for _, split := range []string{"train", "val", "test"} {
+		for k := range 5 {
+			for w := range 40 {
+				raw := float64(39-w) * 3
+				truth := math.Min(raw, 100)
+				err := float64(k-2)*2 + rng.NormFloat64()*3
+				if worse {
+					err *= 2
+				}
+				pred := math.Max(0, truth+err)
+				ps = append(ps, dataset.Prediction{Tenant: "acme", Device: fmt.Sprintf("%s-%02d", split, k),
+					End: dataset.Micros(t0.Add(time.Duration(w) * 3 * time.Hour)), Split: split, RULTrue: truth, RULRaw: raw,
+					RULPred: pred, HealthTrue: th.Classify(truth), HealthPred: th.Classify(pred), ModelVersion: "fixture-v1"})
+			}
+		}
+	}
+	if withNaN {
+		ps[42].RULPred = math.NaN()
+	}
+	meta := dataset.Meta{}
+	meta.MustSet(dataset.MetaThresholds, th)
+	meta.MustSet(dataset.MetaHorizon, 100.0)
+	meta.MustSet(dataset.MetaModel, infer.ModelRef{Path: modelPath, SHA256: sha, ModelVersion: "fixture-v1"})
+	meta.MustSet(dataset.MetaInputs, []dataset.Input{{Path: "windows.parquet", SHA256: "0000"}, {Path: modelPath, SHA256: sha}})
+	return dataset.WritePredictions(out, ps, meta)
+}
