@@ -12,6 +12,7 @@ import (
 
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
+	"github.com/modax/modax-ml/internal/infer"
 	"github.com/modax/modax-ml/internal/model"
 	"github.com/modax/modax-ml/internal/runenv"
 )
@@ -20,10 +21,24 @@ import (
 type Options struct {
 	// Predictions is the predictions file to evaluate.
 	Predictions string `yaml:"predictions"`
-	// Model is the checkpoint that made the predictions (optional): its
-	// training history gives the training-curves plot, and its sha256 is
-	// checked against the one the predictions file records.
+	// Model is the checkpoint that made the predictions: its training
+	// history gives the training-curves plot. A missing file is no error
+	// (the predictions file names its model).
 	Model string `yaml:"model"`
+	// Windows is the windows file evaluate predicts from when it predicts.
+	Windows string `yaml:"windows"`
+	// Predict says when evaluate runs Model over Windows itself (all splits)
+	// and writes Predictions: "auto" when the predictions file is missing or
+	// was made from an earlier version of the same model or windows file,
+	// "always", or "never".
+	Predict string `yaml:"predict"`
+	// LastWindowOnly, when evaluate predicts, keeps only the last window of
+	// each device life (the C-MAPSS protocol).
+	LastWindowOnly bool `yaml:"last_window_only"`
+	// BatchSize and Workers configure the forward pass when evaluate
+	// predicts (0 workers: one per core).
+	BatchSize int `yaml:"batch_size"`
+	Workers   int `yaml:"workers"`
 	// Metrics, Report and HTML are the output files; plots go to PlotsDir.
 	Metrics  string `yaml:"metrics"`
 	Report   string `yaml:"report"`
@@ -49,6 +64,10 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{
 		Predictions:            "predictions.parquet",
+		Model:                  "model.safetensors",
+		Windows:                "windows.parquet",
+		Predict:                "auto",
+		BatchSize:              256,
 		Metrics:                "metrics.json",
 		Report:                 "report.md",
 		HTML:                   "report.html",
@@ -64,11 +83,13 @@ type Result struct {
 	HTML        string   `json:"html"`
 	Plots       []string `json:"plots"`
 	Predictions string   `json:"predictions"`
-	// Predicted is true when evaluate ran the model itself.
-	Predicted bool                     `json:"predicted"`
-	Splits    map[string]*SplitMetrics `json:"splits"`
-	Compare   *Comparison              `json:"compare,omitempty"`
-	Warnings  []string                 `json:"warnings,omitempty"`
+	// Predicted is true when evaluate ran the model itself; Prediction
+	// describes that run.
+	Predicted  bool                     `json:"predicted"`
+	Prediction *infer.Summary           `json:"prediction,omitempty"`
+	Splits     map[string]*SplitMetrics `json:"splits"`
+	Compare    *Comparison              `json:"compare,omitempty"`
+	Warnings   []string                 `json:"warnings,omitempty"`
 	// Doc is the whole metrics document.
 	Doc *Metrics `json:"-"`
 }
@@ -92,6 +113,12 @@ func (o Options) validate() error {
 		return bad("--predictions is empty")
 	case o.Metrics == "":
 		return bad("--metrics is empty")
+	case o.Predict != "auto" && o.Predict != "always" && o.Predict != "never":
+		return bad("--predict %q: want auto, always or never", o.Predict)
+	case o.BatchSize < 1:
+		return bad("--batch-size %d: want ≥ 1", o.BatchSize)
+	case o.Workers < 0:
+		return bad("--workers %d: want ≥ 0", o.Workers)
 	case o.CriticalToleranceHours <= 0:
 		return bad("--critical-tolerance %g: want > 0 hours", o.CriticalToleranceHours)
 	case (o.CriticalHours != 0 || o.WarningHours != 0) && !(o.CriticalHours > 0 && o.WarningHours > o.CriticalHours):
@@ -107,6 +134,21 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Predictions: opts.Predictions}
+	warn := func(msg string) {
+		env.Log.Warn(msg)
+		res.Warnings = append(res.Warnings, msg)
+	}
+	why, err := needPredict(opts)
+	if err != nil {
+		return nil, err
+	}
+	if why != "" {
+		env.Log.Info("evaluate predicts first", "why", why, "model", opts.Model, "windows", opts.Windows)
+		if res.Prediction, err = predictFirst(ctx, env, opts); err != nil {
+			return nil, err
+		}
+		res.Predicted = true
+	}
 	ps, meta, err := dataset.ReadPredictions(ctx, opts.Predictions)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate: %w", err)
@@ -116,10 +158,6 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	}
 	if err := CheckFinite(ps); err != nil {
 		return nil, fmt.Errorf("evaluate: %s: %w: %w", opts.Predictions, exitcode.ErrValidation, err)
-	}
-	warn := func(msg string) {
-		env.Log.Warn(msg)
-		res.Warnings = append(res.Warnings, msg)
 	}
 
 	doc := &Metrics{Schema: MetricsSchema, CreatedAt: env.Now().UTC().Format(time.RFC3339), RunID: env.RunID,
@@ -139,7 +177,7 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 		doc.HorizonHours = Float(h)
 	}
 	var history []model.Epoch
-	if opts.Model != "" {
+	if opts.Model != "" && exists(opts.Model) {
 		var w string
 		if history, w, err = checkModel(doc, opts.Model, opts.Predictions); err != nil {
 			return nil, err
@@ -398,4 +436,86 @@ func writePlots(dir string, plots []*Plot) ([]string, error) {
 		}
 	}
 	return paths, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// needPredict says why evaluate must predict first ("" when it need not).
+func needPredict(opts Options) (string, error) {
+	switch opts.Predict {
+	case "never":
+		return "", nil
+	case "always":
+		return "--predict always", nil
+	}
+	if !exists(opts.Predictions) {
+		if exists(opts.Model) && exists(opts.Windows) {
+			return opts.Predictions + " does not exist", nil
+		}
+		return "", fmt.Errorf("evaluate: %w: %s does not exist, and evaluate cannot make it: it needs the model %s and the windows %s (run `modax-ml predict`, or name them with --model and --windows)",
+			exitcode.ErrUsage, opts.Predictions, opts.Model, opts.Windows)
+	}
+	// Stale predictions: made from an earlier version of the same model or
+	// windows file. Files made by another tool (no modax.model) are never
+	// replaced.
+	r, err := dataset.Open(opts.Predictions, dataset.KindPredictions)
+	if err != nil {
+		return "", fmt.Errorf("evaluate: %w", err)
+	}
+	meta := r.Meta()
+	r.Close()
+	var ref infer.ModelRef
+	if ok, err := meta.Get(dataset.MetaModel, &ref); err != nil || !ok {
+		return "", nil
+	}
+	var inputs []dataset.Input
+	if _, err := meta.Get(dataset.MetaInputs, &inputs); err != nil {
+		return "", nil
+	}
+	changed := func(path, recorded string) (bool, error) {
+		if !exists(path) || recorded == "" {
+			return false, nil
+		}
+		sha, err := dataset.FileSHA256(path)
+		if err != nil {
+			return false, fmt.Errorf("evaluate: %w", err)
+		}
+		return sha != recorded, nil
+	}
+	if ref.Path == opts.Model {
+		if c, err := changed(opts.Model, ref.SHA256); err != nil || c {
+			return opts.Model + " changed since " + opts.Predictions + " was made", err
+		}
+	}
+	for _, in := range inputs {
+		if in.Path == opts.Windows && in.Path != ref.Path {
+			if c, err := changed(opts.Windows, in.SHA256); err != nil || c {
+				return opts.Windows + " changed since " + opts.Predictions + " was made", err
+			}
+		}
+	}
+	return "", nil
+}
+
+// predictFirst runs the model over the windows (all splits) and writes the
+// predictions file, as the predict stage does.
+func predictFirst(ctx context.Context, env *runenv.Env, opts Options) (*infer.Summary, error) {
+	workers := opts.Workers
+	if workers == 0 {
+		workers = env.Workers
+	}
+	m, err := infer.Load(opts.Model, workers)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate: %w", err)
+	}
+	defer m.Close()
+	s, err := infer.PredictFile(ctx, env, m, infer.Spec{Windows: opts.Windows, Out: opts.Predictions,
+		LastWindowOnly: opts.LastWindowOnly, BatchSize: opts.BatchSize, Stage: "predict"})
+	if err != nil {
+		return nil, fmt.Errorf("evaluate: %w", err)
+	}
+	return s, nil
 }

@@ -24,8 +24,13 @@ bias, the PHM08 score, early rate (predicted < true) and late rate
 (predicted > true), the critical-window accuracy, and the health-class report
 (precision, recall, F1, support per class, accuracy, macro and weighted
 averages, confusion matrix), on the capped RUL and, where known, the raw RUL.
---compare prints a side-by-side diff against another metrics.json.`,
+--compare prints a side-by-side diff against another metrics.json.
+
+When the predictions file is missing, or was made from an earlier version of
+the same model or windows file, evaluate first runs the model over the windows
+(all splits) and writes it (--predict auto; always or never to force).`,
 		Example: `  modax-ml evaluate
+  modax-ml evaluate --predict always --last-window-only
   modax-ml evaluate --predictions runs/x/predictions.parquet --model runs/x/model.safetensors
   modax-ml evaluate --compare models/current/metrics.json --output json`,
 		Args: cobra.NoArgs,
@@ -33,6 +38,7 @@ averages, confusion matrix), on the capped RUL and, where known, the raw RUL.
 			o := a.cfg.Evaluate
 			o.Predictions = a.path(o.Predictions)
 			o.Model = a.path(o.Model)
+			o.Windows = a.path(o.Windows)
 			o.Metrics = a.path(o.Metrics)
 			o.Report = a.path(o.Report)
 			o.HTML = a.path(o.HTML)
@@ -47,7 +53,12 @@ averages, confusion matrix), on the capped RUL and, where known, the raw RUL.
 	}
 	f := cmd.Flags()
 	bindString(f, "predictions", "evaluate.predictions", d.Predictions, "predictions file to evaluate")
-	bindString(f, "model", "evaluate.model", d.Model, "checkpoint that made the predictions (optional: training curves, lineage check)")
+	bindString(f, "model", "evaluate.model", d.Model, "checkpoint that made the predictions (training curves; evaluate predicts with it when needed)")
+	bindString(f, "windows", "evaluate.windows", d.Windows, "windows file evaluate predicts from when it predicts")
+	bindString(f, "predict", "evaluate.predict", d.Predict, "predict first: auto (predictions missing or made by an earlier version of --model/--windows), always, never")
+	bindBool(f, "last-window-only", "evaluate.last_window_only", d.LastWindowOnly, "when predicting: one prediction per device life (the C-MAPSS protocol)")
+	bindInt(f, "batch-size", "evaluate.batch_size", d.BatchSize, "when predicting: windows per forward pass")
+	bindInt(f, "workers", "evaluate.workers", d.Workers, "when predicting: goroutines of the forward pass (0: one per core)")
 	bindStringP(f, "metrics", "o", "evaluate.metrics", d.Metrics, "metrics file to write")
 	bindString(f, "report", "evaluate.report", d.Report, "Markdown report to write (empty: none)")
 	bindString(f, "html", "evaluate.html", d.HTML, "self-contained HTML report to write (empty: none)")

@@ -18,6 +18,7 @@ import (
 //
 //	modax-fixture model OUT [SEED]                          a checkpoint with a training history
 //	modax-fixture predictions OUT MODEL [--worse] [--nan]   predictions recorded as made by MODEL
+//	modax-fixture windows OUT [--swapped] [--window N]      windows for the fixture model (features temperature, vibration; window 4)
 func fixtureMain() int {
 	args := os.Args[1:]
 	fail := func(err error) int {
@@ -43,6 +44,16 @@ func fixtureMain() int {
 			return fail(fmt.Errorf("predictions OUT MODEL"))
 		}
 		if err := fixturePredictions(args[1], args[2], slices.Contains(args, "--worse"), slices.Contains(args, "--nan")); err != nil {
+			return fail(err)
+		}
+	case "windows":
+		window := 4
+		if i := slices.Index(args, "--window"); i > 0 && i+1 < len(args) {
+			if _, err := fmt.Sscan(args[i+1], &window); err != nil {
+				return fail(err)
+			}
+		}
+		if err := fixtureWindows(args[1], slices.Contains(args, "--swapped"), window); err != nil {
 			return fail(err)
 		}
 	default:
@@ -99,4 +110,38 @@ func fixturePredictions(out, modelPath string, worse, withNaN bool) error {
 	meta.MustSet(dataset.MetaModel, infer.ModelRef{Path: modelPath, SHA256: sha, ModelVersion: "fixture-v1"})
 	meta.MustSet(dataset.MetaInputs, []dataset.Input{{Path: "windows.parquet", SHA256: "0000"}, {Path: modelPath, SHA256: sha}})
 	return dataset.WritePredictions(out, ps, meta)
+}
+
+func fixtureWindows(out string, swapped bool, window int) error {
+	feats := []string{"temperature", "vibration"}
+	if swapped {
+		feats = []string{"vibration", "temperature"}
+	}
+	th := dataset.DefaultThresholds
+	wm := dataset.WindowsMeta{Window: window, Stride: 1, Features: feats, Horizon: 100, Thresholds: th,
+		Scaler: dataset.Scaler{Kind: "zscore", Features: feats, Offset: []float64{0, 0}, Scale: []float64{1, 1}, FitSplit: "train"}}
+	w, err := dataset.CreateWindows(out, wm, dataset.Meta{})
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	rng := rand.New(rand.NewPCG(5, 6))
+	t0 := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	for _, split := range []string{"train", "val", "test"} {
+		for k := range 3 {
+			for i := range 20 {
+				rul := float64(19-i) * 5
+				x := make([]float32, window*len(feats))
+				for j := range x {
+					x[j] = float32(rng.NormFloat64())
+				}
+				if err := w.Append(&dataset.Window{Tenant: "acme", Device: fmt.Sprintf("%s-%02d", split, k), LifeID: 0,
+					End: dataset.Micros(t0.Add(time.Duration(i) * time.Hour)), RUL: rul, RULRaw: rul, Health: th.Classify(rul),
+					Split: split, X: x}); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return w.Commit()
 }

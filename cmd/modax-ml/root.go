@@ -107,6 +107,7 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 	root.AddCommand(
 		newConfigCmd(a),
 		newEvaluateCmd(a),
+		newPredictCmd(a),
 		newVersionCmd(a),
 	)
 	return root

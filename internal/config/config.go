@@ -11,6 +11,7 @@ import (
 
 	"github.com/modax/modax-ml/evaluate"
 	"github.com/modax/modax-ml/internal/pg"
+	"github.com/modax/modax-ml/predict"
 )
 
 // Config is the whole configuration. Each stage's section is that stage's
@@ -25,6 +26,7 @@ type Config struct {
 	Quiet  bool      `yaml:"quiet"`
 	DB     pg.Config `yaml:"db"`
 
+	Predict  predict.Options  `yaml:"predict"`
 	Evaluate evaluate.Options `yaml:"evaluate"`
 }
 
@@ -43,6 +45,7 @@ func Default() Config {
 		Output: "text",
 		DB:     pg.DefaultConfig(),
 
+		Predict:  predict.DefaultOptions(),
 		Evaluate: evaluate.DefaultOptions(),
 	}
 }

@@ -18,64 +18,6 @@ import (
 	"github.com/modax/modax-ml/internal/runenv"
 )
 
-// testForward is a plain float64 forward pass of the LSTM model, for these
-// tests only (the product runs nn.Predictor). Gate order i, f, g, o.
-type testForward struct{ p *model.Params }
-
-func (f testForward) Predict(x []float32, b int, out []float32) error {
-	a := f.p.Arch
-	T := len(x) / (b * a.InputSize)
-	for n := range b {
-		seq := make([][]float64, T)
-		for t := range T {
-			seq[t] = make([]float64, a.InputSize)
-			for j := range a.InputSize {
-				seq[t][j] = float64(x[(n*T+t)*a.InputSize+j])
-			}
-		}
-		H := a.Hidden
-		for k := range a.Layers {
-			wih, whh, bih, bhh := f.p.Layer(k)
-			in := len(seq[0])
-			h, c := make([]float64, H), make([]float64, H)
-			next := make([][]float64, T)
-			for t := range T {
-				g := make([]float64, 4*H)
-				for r := range 4 * H {
-					s := float64(bih.Data[r]) + float64(bhh.Data[r])
-					for j := range in {
-						s += float64(wih.Data[r*in+j]) * seq[t][j]
-					}
-					for j := range H {
-						s += float64(whh.Data[r*H+j]) * h[j]
-					}
-					g[r] = s
-				}
-				sig := func(v float64) float64 { return 1 / (1 + math.Exp(-v)) }
-				for j := range H {
-					i, fg, gg, o := sig(g[j]), sig(g[H+j]), math.Tanh(g[2*H+j]), sig(g[3*H+j])
-					c[j] = fg*c[j] + i*gg
-					h[j] = o * math.Tanh(c[j])
-				}
-				next[t] = slices.Clone(h)
-			}
-			seq = next
-		}
-		hT := seq[T-1]
-		w1, b1, w2, b2 := f.p.Get("fc1.weight"), f.p.Get("fc1.bias"), f.p.Get("fc2.weight"), f.p.Get("fc2.bias")
-		y := float64(b2.Data[0])
-		for r := range a.FC {
-			s := float64(b1.Data[r])
-			for j := range H {
-				s += float64(w1.Data[r*H+j]) * hT[j]
-			}
-			y += float64(w2.Data[r]) * math.Max(0, s)
-		}
-		out[n] = float32(y)
-	}
-	return nil
-}
-
 var t0 = time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
 
 func testModel(t *testing.T, feats []string, window int, sc dataset.Scaler) *Model {
@@ -93,7 +35,7 @@ func testModel(t *testing.T, feats []string, window int, sc dataset.Scaler) *Mod
 	}
 	ck := &model.Checkpoint{Params: p, Info: model.Info{Arch: p.Arch, Features: feats, Window: window, Scaler: sc,
 		Horizon: 100, Thresholds: dataset.DefaultThresholds, ModelVersion: "m1"}}
-	m, err := FromCheckpoint("model.safetensors", "sha-m1", ck, testForward{p})
+	m, err := FromCheckpoint("model.safetensors", "sha-m1", ck, NewReference(p, window, 3))
 	if err != nil {
 		t.Fatal(err)
 	}

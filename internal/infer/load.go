@@ -1,0 +1,68 @@
+package infer
+
+import (
+	"fmt"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/modax/modax-ml/internal/dataset"
+	"github.com/modax/modax-ml/internal/model"
+)
+
+// Load loads a model.safetensors checkpoint and runs it on workers
+// goroutines.
+func Load(path string, workers int) (*Model, error) {
+	ck, err := model.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	sha, err := dataset.FileSHA256(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := FromCheckpoint(path, sha, ck, nil)
+	if err != nil {
+		return nil, err
+	}
+	m.Forward = NewReference(ck.Params, ck.Info.Window, workers)
+	return m, nil
+}
+
+// Reference runs the reference forward pass (model.Params.Forward, float64
+// accumulation) with the batch split over workers goroutines.
+type Reference struct {
+	p       *model.Params
+	t       int
+	workers int
+}
+
+// NewReference returns the reference forward pass of p for windows of t
+// steps on workers goroutines (at least one).
+func NewReference(p *model.Params, t, workers int) *Reference {
+	return &Reference{p: p, t: t, workers: max(1, workers)}
+}
+
+// Predict implements Forward.
+func (r *Reference) Predict(x []float32, b int, out []float32) error {
+	if b == 0 {
+		return nil
+	}
+	size := len(x) / b
+	if size*b != len(x) || len(out) < b {
+		return fmt.Errorf("forward: %d values for %d windows, output room %d", len(x), b, len(out))
+	}
+	chunk := (b + r.workers - 1) / r.workers
+	var g errgroup.Group
+	for lo := 0; lo < b; lo += chunk {
+		hi := min(lo+chunk, b)
+		g.Go(func() error {
+			y, err := r.p.Forward(x[lo*size:hi*size], hi-lo, r.t)
+			if err != nil {
+				return err
+			}
+			copy(out[lo:hi], y)
+			return nil
+		})
+	}
+	return g.Wait()
+}
