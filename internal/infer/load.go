@@ -24,8 +24,15 @@ func Load(path string, workers int) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.Forward = NewReference(ck.Params, ck.Info.Window, workers)
+	fwd, closer := NewNative(ck.Params, ck.Info.Window, workers)
+	m.Forward, m.close = fwd, closer
 	return m, nil
+}
+
+// NewNative returns the native forward pass of p for windows of window
+// steps on workers goroutines, and the function that releases it.
+func NewNative(p *model.Params, window, workers int) (Forward, func() error) {
+	return NewReference(p, window, workers), func() error { return nil }
 }
 
 // Reference runs the reference forward pass (model.Params.Forward, float64
