@@ -91,9 +91,9 @@ func scatter(xs, ys []float64) (*plotter.Scatter, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	s.GlyphStyle.Color = colDot
-	s.GlyphStyle.Radius = vg.Points(2)
-	s.GlyphStyle.Shape = draw.CircleGlyph{}
+	s.Color = colDot
+	s.Radius = vg.Points(2)
+	s.Shape = draw.CircleGlyph{}
 	note := fmt.Sprintf("n = %d", len(xs))
 	if len(idx) < len(xs) {
 		note = fmt.Sprintf("n = %d, %d shown", len(xs), len(idx))
@@ -172,7 +172,7 @@ func PlotErrorHist(truth, pred []float64, split string) (*Plot, error) {
 		return nil, err
 	}
 	h.FillColor = colPred
-	h.LineStyle.Color = color.White
+	h.Color = color.White
 	lo, hi := minMax(d)
 	zero, err := line(plotter.XYs{{X: 0, Y: 0}, {X: 0, Y: maxBin(h)}}, colRef, vg.Points(1.5), true)
 	if err != nil {
