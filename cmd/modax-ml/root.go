@@ -109,6 +109,8 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 		newEvaluateCmd(a),
 		newPredictCmd(a),
 		newVersionCmd(a),
+		newRunsCmd(a),
+		newTrackingCmd(a),
 	)
 	return root
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/modax/modax-ml/evaluate"
 	"github.com/modax/modax-ml/internal/pg"
+	"github.com/modax/modax-ml/internal/tracking"
 	"github.com/modax/modax-ml/predict"
 )
 
@@ -28,6 +29,7 @@ type Config struct {
 
 	Predict  predict.Options  `yaml:"predict"`
 	Evaluate evaluate.Options `yaml:"evaluate"`
+	Tracking tracking.Config  `yaml:"tracking"`
 }
 
 // Log configures logging.
@@ -47,12 +49,16 @@ func Default() Config {
 
 		Predict:  predict.DefaultOptions(),
 		Evaluate: evaluate.DefaultOptions(),
+		Tracking: tracking.DefaultConfig(),
 	}
 }
 
 // Redacted returns a copy safe to print: secrets hidden.
 func (c Config) Redacted() Config {
 	c.DB.DSN = pg.Redact(c.DB.DSN)
+	if c.Tracking.URI != "" {
+		c.Tracking.URI = tracking.RedactURI(c.Tracking.URI)
+	}
 	return c
 }
 

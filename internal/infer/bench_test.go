@@ -27,7 +27,7 @@ func BenchmarkNative(b *testing.B) {
 		batch, workers int
 	}{{1, 1}, {256, 1}, {256, runtime.GOMAXPROCS(0)}} {
 		b.Run(fmt.Sprintf("batch=%d/workers=%d", tc.batch, tc.workers), func(b *testing.B) {
-			fwd, closer := NewNative(p, window, tc.workers)
+			fwd, closer := NewNative(p, tc.workers)
 			defer closer()
 			x := make([]float32, tc.batch*window*feats)
 			for i := range x {

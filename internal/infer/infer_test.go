@@ -292,3 +292,46 @@ func TestFromCheckpointRidge(t *testing.T) {
 		t.Errorf("error = %v", err)
 	}
 }
+
+// TestNativeMatchesReference: the product forward pass (nn.Predictor,
+// float32) agrees with the reference (float64) on the design's architecture,
+// for every batch size and worker count predict uses.
+func TestNativeMatchesReference(t *testing.T) {
+	const feats, window = 14, 30
+	p, err := model.NewParams(model.DefaultArch(feats))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Init(11)
+	for _, n := range []string{"fc2.weight", "fc2.bias"} { // hours, as a trainer saves it
+		for i := range p.Get(n).Data {
+			p.Get(n).Data[i] *= 125
+		}
+	}
+	rng := rand.New(rand.NewPCG(8, 9))
+	x := make([]float32, 37*window*feats)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	want, err := p.Forward(x, 37, window)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, workers := range []int{1, 2, 5} {
+		fwd, closer := NewNative(p, workers)
+		for _, b := range []int{1, 7, 37} {
+			out := make([]float32, b)
+			if err := fwd.Predict(x[:b*window*feats], b, out); err != nil {
+				t.Fatal(err)
+			}
+			for i := range out {
+				if d := math.Abs(float64(out[i] - want[i])); d > 1e-4*math.Max(1, math.Abs(float64(want[i]))) {
+					t.Fatalf("workers %d batch %d window %d: native %g, reference %g", workers, b, i, out[i], want[i])
+				}
+			}
+		}
+		if err := closer(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

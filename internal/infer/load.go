@@ -7,10 +7,11 @@ import (
 
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/model"
+	"github.com/modax/modax-ml/internal/nn"
 )
 
-// Load loads a model.safetensors checkpoint and runs it on workers
-// goroutines.
+// Load loads a model.safetensors checkpoint and runs it with the native
+// forward pass on workers goroutines.
 func Load(path string, workers int) (*Model, error) {
 	ck, err := model.Load(path)
 	if err != nil {
@@ -24,19 +25,23 @@ func Load(path string, workers int) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	fwd, closer := NewNative(ck.Params, ck.Info.Window, workers)
+	fwd, closer := NewNative(ck.Params, workers)
 	m.Forward, m.close = fwd, closer
 	return m, nil
 }
 
-// NewNative returns the native forward pass of p for windows of window
-// steps on workers goroutines, and the function that releases it.
-func NewNative(p *model.Params, window, workers int) (Forward, func() error) {
-	return NewReference(p, window, workers), func() error { return nil }
+// NewNative returns the native forward pass of p (nn.Predictor: float32,
+// batched, parallel over workers goroutines; ≤ 0: one per core) and the
+// function that releases it.
+func NewNative(p *model.Params, workers int) (Forward, func() error) {
+	pr := nn.NewPredictor(p, workers)
+	return pr, func() error { pr.Close(); return nil }
 }
 
 // Reference runs the reference forward pass (model.Params.Forward, float64
-// accumulation) with the batch split over workers goroutines.
+// accumulation, written for clarity) with the batch split over workers
+// goroutines. The product path is NewNative; Reference is the yardstick its
+// tests and benchmarks compare with.
 type Reference struct {
 	p       *model.Params
 	t       int

@@ -1,0 +1,214 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// Vectorised float32 exp (the Cephes polynomial of expf in act.go) and the
+// LSTM activations built on it, 8 lanes at a time. Constants are replicated
+// to 32 bytes so that they can be memory operands.
+
+DATA actc<>+0(SB)/4, $0x42b0c0a5
+DATA actc<>+4(SB)/4, $0x42b0c0a5
+DATA actc<>+8(SB)/4, $0x42b0c0a5
+DATA actc<>+12(SB)/4, $0x42b0c0a5
+DATA actc<>+16(SB)/4, $0x42b0c0a5
+DATA actc<>+20(SB)/4, $0x42b0c0a5
+DATA actc<>+24(SB)/4, $0x42b0c0a5
+DATA actc<>+28(SB)/4, $0x42b0c0a5
+DATA actc<>+32(SB)/4, $0xc2aeac50
+DATA actc<>+36(SB)/4, $0xc2aeac50
+DATA actc<>+40(SB)/4, $0xc2aeac50
+DATA actc<>+44(SB)/4, $0xc2aeac50
+DATA actc<>+48(SB)/4, $0xc2aeac50
+DATA actc<>+52(SB)/4, $0xc2aeac50
+DATA actc<>+56(SB)/4, $0xc2aeac50
+DATA actc<>+60(SB)/4, $0xc2aeac50
+DATA actc<>+64(SB)/4, $0x3fb8aa3b
+DATA actc<>+68(SB)/4, $0x3fb8aa3b
+DATA actc<>+72(SB)/4, $0x3fb8aa3b
+DATA actc<>+76(SB)/4, $0x3fb8aa3b
+DATA actc<>+80(SB)/4, $0x3fb8aa3b
+DATA actc<>+84(SB)/4, $0x3fb8aa3b
+DATA actc<>+88(SB)/4, $0x3fb8aa3b
+DATA actc<>+92(SB)/4, $0x3fb8aa3b
+DATA actc<>+96(SB)/4, $0x3f318000
+DATA actc<>+100(SB)/4, $0x3f318000
+DATA actc<>+104(SB)/4, $0x3f318000
+DATA actc<>+108(SB)/4, $0x3f318000
+DATA actc<>+112(SB)/4, $0x3f318000
+DATA actc<>+116(SB)/4, $0x3f318000
+DATA actc<>+120(SB)/4, $0x3f318000
+DATA actc<>+124(SB)/4, $0x3f318000
+DATA actc<>+128(SB)/4, $0xb95e8083
+DATA actc<>+132(SB)/4, $0xb95e8083
+DATA actc<>+136(SB)/4, $0xb95e8083
+DATA actc<>+140(SB)/4, $0xb95e8083
+DATA actc<>+144(SB)/4, $0xb95e8083
+DATA actc<>+148(SB)/4, $0xb95e8083
+DATA actc<>+152(SB)/4, $0xb95e8083
+DATA actc<>+156(SB)/4, $0xb95e8083
+DATA actc<>+160(SB)/4, $0x39506967
+DATA actc<>+164(SB)/4, $0x39506967
+DATA actc<>+168(SB)/4, $0x39506967
+DATA actc<>+172(SB)/4, $0x39506967
+DATA actc<>+176(SB)/4, $0x39506967
+DATA actc<>+180(SB)/4, $0x39506967
+DATA actc<>+184(SB)/4, $0x39506967
+DATA actc<>+188(SB)/4, $0x39506967
+DATA actc<>+192(SB)/4, $0x3ab743ce
+DATA actc<>+196(SB)/4, $0x3ab743ce
+DATA actc<>+200(SB)/4, $0x3ab743ce
+DATA actc<>+204(SB)/4, $0x3ab743ce
+DATA actc<>+208(SB)/4, $0x3ab743ce
+DATA actc<>+212(SB)/4, $0x3ab743ce
+DATA actc<>+216(SB)/4, $0x3ab743ce
+DATA actc<>+220(SB)/4, $0x3ab743ce
+DATA actc<>+224(SB)/4, $0x3c088908
+DATA actc<>+228(SB)/4, $0x3c088908
+DATA actc<>+232(SB)/4, $0x3c088908
+DATA actc<>+236(SB)/4, $0x3c088908
+DATA actc<>+240(SB)/4, $0x3c088908
+DATA actc<>+244(SB)/4, $0x3c088908
+DATA actc<>+248(SB)/4, $0x3c088908
+DATA actc<>+252(SB)/4, $0x3c088908
+DATA actc<>+256(SB)/4, $0x3d2aa9c1
+DATA actc<>+260(SB)/4, $0x3d2aa9c1
+DATA actc<>+264(SB)/4, $0x3d2aa9c1
+DATA actc<>+268(SB)/4, $0x3d2aa9c1
+DATA actc<>+272(SB)/4, $0x3d2aa9c1
+DATA actc<>+276(SB)/4, $0x3d2aa9c1
+DATA actc<>+280(SB)/4, $0x3d2aa9c1
+DATA actc<>+284(SB)/4, $0x3d2aa9c1
+DATA actc<>+288(SB)/4, $0x3e2aaaaa
+DATA actc<>+292(SB)/4, $0x3e2aaaaa
+DATA actc<>+296(SB)/4, $0x3e2aaaaa
+DATA actc<>+300(SB)/4, $0x3e2aaaaa
+DATA actc<>+304(SB)/4, $0x3e2aaaaa
+DATA actc<>+308(SB)/4, $0x3e2aaaaa
+DATA actc<>+312(SB)/4, $0x3e2aaaaa
+DATA actc<>+316(SB)/4, $0x3e2aaaaa
+DATA actc<>+320(SB)/4, $0x3f000000
+DATA actc<>+324(SB)/4, $0x3f000000
+DATA actc<>+328(SB)/4, $0x3f000000
+DATA actc<>+332(SB)/4, $0x3f000000
+DATA actc<>+336(SB)/4, $0x3f000000
+DATA actc<>+340(SB)/4, $0x3f000000
+DATA actc<>+344(SB)/4, $0x3f000000
+DATA actc<>+348(SB)/4, $0x3f000000
+DATA actc<>+352(SB)/4, $0x3f800000
+DATA actc<>+356(SB)/4, $0x3f800000
+DATA actc<>+360(SB)/4, $0x3f800000
+DATA actc<>+364(SB)/4, $0x3f800000
+DATA actc<>+368(SB)/4, $0x3f800000
+DATA actc<>+372(SB)/4, $0x3f800000
+DATA actc<>+376(SB)/4, $0x3f800000
+DATA actc<>+380(SB)/4, $0x3f800000
+DATA actc<>+384(SB)/4, $0x40000000
+DATA actc<>+388(SB)/4, $0x40000000
+DATA actc<>+392(SB)/4, $0x40000000
+DATA actc<>+396(SB)/4, $0x40000000
+DATA actc<>+400(SB)/4, $0x40000000
+DATA actc<>+404(SB)/4, $0x40000000
+DATA actc<>+408(SB)/4, $0x40000000
+DATA actc<>+412(SB)/4, $0x40000000
+DATA actc<>+416(SB)/4, $0x0000007f
+DATA actc<>+420(SB)/4, $0x0000007f
+DATA actc<>+424(SB)/4, $0x0000007f
+DATA actc<>+428(SB)/4, $0x0000007f
+DATA actc<>+432(SB)/4, $0x0000007f
+DATA actc<>+436(SB)/4, $0x0000007f
+DATA actc<>+440(SB)/4, $0x0000007f
+DATA actc<>+444(SB)/4, $0x0000007f
+GLOBL actc<>(SB), RODATA|NOPTR, $448
+
+#define HI actc<>+0(SB)
+#define LO actc<>+32(SB)
+#define LOG2E actc<>+64(SB)
+#define C1 actc<>+96(SB)
+#define C2 actc<>+128(SB)
+#define P0 actc<>+160(SB)
+#define P1 actc<>+192(SB)
+#define P2 actc<>+224(SB)
+#define P3 actc<>+256(SB)
+#define P4 actc<>+288(SB)
+#define P5 actc<>+320(SB)
+#define ONE actc<>+352(SB)
+#define TWO actc<>+384(SB)
+#define BIAS actc<>+416(SB)
+
+// EXP computes Y0 = exp(Y0), clobbering Y1, Y2, Y3.
+#define EXP \
+	VMINPS       HI, Y0, Y0 \
+	VMAXPS       LO, Y0, Y0 \
+	VMULPS       LOG2E, Y0, Y1 \
+	VROUNDPS     $0, Y1, Y1 \
+	VFNMADD231PS C1, Y1, Y0 \
+	VFNMADD231PS C2, Y1, Y0 \
+	VMOVUPS      P0, Y2 \
+	VFMADD213PS  P1, Y0, Y2 \
+	VFMADD213PS  P2, Y0, Y2 \
+	VFMADD213PS  P3, Y0, Y2 \
+	VFMADD213PS  P4, Y0, Y2 \
+	VFMADD213PS  P5, Y0, Y2 \
+	VMULPS       Y0, Y0, Y3 \
+	VFMADD213PS  Y0, Y3, Y2 \
+	VADDPS       ONE, Y2, Y2 \
+	VCVTPS2DQ    Y1, Y1 \
+	VPADDD       BIAS, Y1, Y1 \
+	VPSLLD       $23, Y1, Y1 \
+	VMULPS       Y1, Y2, Y0
+
+// func sigmoidAVX2(dst, src *float32, n int)
+// dst[i] = 1/(1+exp(-src[i])) for i < n, n a multiple of 8.
+TEXT ·sigmoidAVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ   sdone
+	VXORPS Y7, Y7, Y7
+
+sloop:
+	VMOVUPS (SI), Y0
+	VSUBPS  Y0, Y7, Y0
+	EXP
+	VADDPS  ONE, Y0, Y0
+	VMOVUPS ONE, Y4
+	VDIVPS  Y0, Y4, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     sloop
+
+sdone:
+	VZEROUPPER
+	RET
+
+// func tanhAVX2(dst, src *float32, n int)
+// dst[i] = 1 - 2/(exp(2·src[i])+1) for i < n, n a multiple of 8.
+TEXT ·tanhAVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ   tdone
+
+tloop:
+	VMOVUPS (SI), Y0
+	VADDPS  Y0, Y0, Y0
+	EXP
+	VADDPS  ONE, Y0, Y0
+	VMOVUPS TWO, Y4
+	VDIVPS  Y0, Y4, Y0
+	VMOVUPS ONE, Y4
+	VSUBPS  Y0, Y4, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     tloop
+
+tdone:
+	VZEROUPPER
+	RET
+

@@ -1,0 +1,297 @@
+package nn
+
+// The pure-Go float32 backend: a packed GEMM in the BLIS style. B is packed
+// into panels of nr columns (k-major), A into panels of mr rows, and a
+// micro-kernel computes one mr×nr tile of C from a pair of panels. On amd64
+// with AVX2 and FMA the micro-kernels are assembly (gemm_amd64.s); elsewhere
+// they are the Go loops of gemmKernelGo. The LSTM's products are small
+// (m = the batch shard, k and n a few hundred), so the weights are packed
+// once per batch (prepare) and reused by every time step.
+
+const (
+	mr      = 4   // rows of a micro-tile
+	nr      = 16  // columns of a micro-tile (two AVX registers)
+	kcBlock = 384 // depth of one packed block (the panels stay in L1/L2)
+)
+
+func init() {
+	registerBackend(backend32{
+		name: "go",
+		desc: func() string {
+			if useAsm {
+				return "pure Go, " + asmName + " assembly micro-kernels"
+			}
+			return "pure Go, portable kernels"
+		},
+		new: func() blas[float32] { return &goBLAS{} },
+	})
+}
+
+// goBLAS is the pure-Go backend; its scratch makes it single-goroutine.
+type goBLAS struct {
+	apack []float32 // one A panel: kcBlock × mr
+	bpack []float32 // one packed B block for gemm
+	tile  [mr * nr]float32
+}
+
+func grow32(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
+
+func panels(n int) int { return (n + nr - 1) / nr }
+
+// checkGemm panics when the slices cannot hold the matrices (a programming
+// error: the assembly kernels do not check bounds).
+func checkGemm(tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	need := func(rows, cols, ld int) int {
+		if rows == 0 || cols == 0 {
+			return 0
+		}
+		return (rows-1)*ld + cols
+	}
+	ar, ac := m, k
+	if tA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if tB {
+		br, bc = n, k
+	}
+	if len(a) < need(ar, ac, lda) || len(b) < need(br, bc, ldb) || len(c) < need(m, n, ldc) ||
+		lda < ac || ldb < bc || ldc < n {
+		panic("nn: gemm operands too small for their shapes")
+	}
+}
+
+func (g *goBLAS) gemm(tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	checkGemm(tA, tB, m, n, k, a, lda, b, ldb, c, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		scaleRows(m, n, beta, c, ldc)
+		return
+	}
+	np := panels(n)
+	for k0 := 0; k0 < k; k0 += kcBlock {
+		kb := min(kcBlock, k-k0)
+		g.bpack = grow32(g.bpack, kb*np*nr)
+		packB(g.bpack, tB, b, ldb, k0, kb, n)
+		bt := beta
+		if k0 > 0 {
+			bt = 1
+		}
+		g.macro(tA, m, n, kb, a, lda, k0, g.bpack, bt, c, ldc)
+	}
+}
+
+func (g *goBLAS) prepare(o *operand[float32]) {
+	np := panels(o.n)
+	o.packed = grow32(o.packed, o.k*np*nr)
+	off := 0
+	for k0 := 0; k0 < o.k; k0 += kcBlock {
+		kb := min(kcBlock, o.k-k0)
+		packB(o.packed[off:off+kb*np*nr], o.trans, o.b, o.ldb, k0, kb, o.n)
+		off += kb * np * nr
+	}
+}
+
+func (g *goBLAS) gemmOp(tA bool, m int, a []float32, lda int, o *operand[float32], beta float32, c []float32, ldc int) {
+	n, k := o.n, o.k
+	checkGemm(tA, o.trans, m, n, k, a, lda, o.b, o.ldb, c, ldc)
+	if len(o.packed) < k*panels(n)*nr {
+		panic("nn: gemmOp with an unprepared operand")
+	}
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		scaleRows(m, n, beta, c, ldc)
+		return
+	}
+	np := panels(n)
+	off := 0
+	for k0 := 0; k0 < k; k0 += kcBlock {
+		kb := min(kcBlock, k-k0)
+		bt := beta
+		if k0 > 0 {
+			bt = 1
+		}
+		g.macro(tA, m, n, kb, a, lda, k0, o.packed[off:off+kb*np*nr], bt, c, ldc)
+		off += kb * np * nr
+	}
+}
+
+func scaleRows(m, n int, beta float32, c []float32, ldc int) {
+	if beta == 1 {
+		return
+	}
+	for i := range m {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(row)
+			continue
+		}
+		for j := range row {
+			row[j] *= beta
+		}
+	}
+}
+
+// packB copies rows k0..k0+kb of op(B) (k×n) into panels of nr columns:
+// dst[p*kb*nr + kk*nr + c] = op(B)[k0+kk][p*nr+c], zero-padded past n.
+func packB(dst []float32, trans bool, b []float32, ldb, k0, kb, n int) {
+	np := panels(n)
+	for p := range np {
+		j0 := p * nr
+		cn := min(nr, n-j0)
+		pd := dst[p*kb*nr : (p+1)*kb*nr]
+		if !trans {
+			for kk := range kb {
+				row := b[(k0+kk)*ldb+j0 : (k0+kk)*ldb+j0+cn]
+				d := pd[kk*nr : kk*nr+nr]
+				copy(d, row)
+				clear(d[cn:])
+			}
+			continue
+		}
+		if cn < nr {
+			clear(pd)
+		}
+		for c := range cn {
+			col := b[(j0+c)*ldb+k0 : (j0+c)*ldb+k0+kb]
+			for kk, v := range col {
+				pd[kk*nr+c] = v
+			}
+		}
+	}
+}
+
+// packA copies rows i0..i0+mb of op(A), columns k0..k0+kb, into panels of
+// mr rows: dst[q*kb*mr + kk*mr + rr] = op(A)[i0+q*mr+rr][k0+kk], zero-padded
+// past mb.
+func packA(dst []float32, trans bool, a []float32, lda, i0, mb, k0, kb int) {
+	npa := (mb + mr - 1) / mr
+	if rem := mb % mr; rem != 0 {
+		clear(dst[(npa-1)*kb*mr : npa*kb*mr])
+	}
+	if trans {
+		full := mb / mr
+		for kk := range kb {
+			row := a[(k0+kk)*lda+i0 : (k0+kk)*lda+i0+mb]
+			for q := range full {
+				d := dst[q*kb*mr+kk*mr : q*kb*mr+kk*mr+mr]
+				s := row[q*mr : q*mr+mr]
+				d[0], d[1], d[2], d[3] = s[0], s[1], s[2], s[3]
+			}
+			for i := full * mr; i < mb; i++ {
+				dst[full*kb*mr+kk*mr+i-full*mr] = row[i]
+			}
+		}
+		return
+	}
+	for i := range mb {
+		q, rr := i/mr, i%mr
+		d := dst[q*kb*mr : (q+1)*kb*mr]
+		src := a[(i0+i)*lda+k0 : (i0+i)*lda+k0+kb]
+		for kk, v := range src {
+			d[kk*mr+rr] = v
+		}
+	}
+}
+
+// mcBlock is the number of rows of A packed at a time (the packed block stays
+// in L2 while each B panel, in L1, sweeps it).
+const mcBlock = 128
+
+// macro multiplies op(A)[:, k0:k0+kb] by one packed block of B into C.
+func (g *goBLAS) macro(tA bool, m, n, kb int, a []float32, lda, k0 int, bp []float32, beta float32, c []float32, ldc int) {
+	np := panels(n)
+	acc := beta != 0
+	for i0 := 0; i0 < m; i0 += mcBlock {
+		mb := min(mcBlock, m-i0)
+		npa := (mb + mr - 1) / mr
+		g.apack = grow32(g.apack, npa*kb*mr)
+		packA(g.apack, tA, a, lda, i0, mb, k0, kb)
+		for p := range np {
+			j0 := p * nr
+			cn := min(nr, n-j0)
+			pb := bp[p*kb*nr : (p+1)*kb*nr]
+			for q := range npa {
+				pa := g.apack[q*kb*mr : (q+1)*kb*mr]
+				ri := i0 + q*mr
+				r := min(mr, m-ri)
+				switch {
+				case r == mr && cn == nr:
+					kernel4x16(kb, pa, pb, c[ri*ldc+j0:], ldc, acc)
+				case r == 1 && cn == nr:
+					kernel1x16(kb, pa, mr, pb, c[ri*ldc+j0:], acc)
+				default:
+					kernel4x16(kb, pa, pb, g.tile[:], nr, false)
+					for rr := range r {
+						ci := c[(ri+rr)*ldc+j0 : (ri+rr)*ldc+j0+cn]
+						ti := g.tile[rr*nr : rr*nr+cn]
+						if acc {
+							for j := range ci {
+								ci[j] += ti[j]
+							}
+						} else {
+							copy(ci, ti)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// gemmKernelGo is the portable 4×16 micro-kernel: C[0:4][0:16] (+)= A·B for
+// one packed A panel (kb×mr) and one packed B panel (kb×nr).
+func gemmKernelGo(kb int, a, b, c []float32, ldc int, acc bool) {
+	var t [mr * nr]float32
+	for kk := range kb {
+		bk := b[kk*nr : kk*nr+nr]
+		ak := a[kk*mr : kk*mr+mr]
+		for r, av := range ak {
+			tr := t[r*nr : r*nr+nr]
+			for j, bv := range bk {
+				tr[j] += av * bv
+			}
+		}
+	}
+	for r := range mr {
+		ci := c[r*ldc : r*ldc+nr]
+		tr := t[r*nr : r*nr+nr]
+		if acc {
+			for j := range ci {
+				ci[j] += tr[j]
+			}
+		} else {
+			copy(ci, tr)
+		}
+	}
+}
+
+// gemvKernelGo is the portable 1×16 micro-kernel: one row of A (stride
+// astride in the packed panel) times one packed B panel.
+func gemvKernelGo(kb int, a []float32, astride int, b, c []float32, acc bool) {
+	var t [nr]float32
+	for kk := range kb {
+		av := a[kk*astride]
+		bk := b[kk*nr : kk*nr+nr]
+		for j, bv := range bk {
+			t[j] += av * bv
+		}
+	}
+	ci := c[:nr]
+	if acc {
+		for j := range ci {
+			ci[j] += t[j]
+		}
+	} else {
+		copy(ci, t[:])
+	}
+}

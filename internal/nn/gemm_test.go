@@ -1,0 +1,132 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func randSlice(rng *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(rng.NormFloat64())
+	}
+	return s
+}
+
+// TestGemmBackends compares every float32 backend with the reference triple
+// loop on shapes around the tile and block sizes, all four transpose cases,
+// leading dimensions wider than the matrices, beta 0 and 1, and prepared
+// operands.
+func TestGemmBackends(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	shapes := [][3]int{{1, 1, 1}, {1, 16, 7}, {1, 512, 128}, {3, 5, 2}, {4, 16, 1}, {5, 17, 9}, {16, 512, 128},
+		{16, 128, 512}, {33, 14, 400}, {512, 5, 800}, {7, 64, 0}, {0, 3, 4}, {64, 70, kcBlock + 3}}
+	for _, name := range Backends() {
+		b, err := lookupBackend(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		impl := b.new()
+		for _, sh := range shapes {
+			m, n, k := sh[0], sh[1], sh[2]
+			for _, tA := range []bool{false, true} {
+				for _, tB := range []bool{false, true} {
+					for _, beta := range []float32{0, 1} {
+						for _, prep := range []bool{false, true} {
+							t.Run(fmt.Sprintf("%s/%dx%dx%d/tA=%v/tB=%v/beta=%g/prep=%v", name, m, n, k, tA, tB, beta, prep), func(t *testing.T) {
+								ar, ac := m, k
+								if tA {
+									ar, ac = k, m
+								}
+								br, bc := k, n
+								if tB {
+									br, bc = n, k
+								}
+								lda, ldb, ldc := ac+3, bc+1, n+2
+								a := randSlice(rng, max(ar*lda, 1))
+								bb := randSlice(rng, max(br*ldb, 1))
+								c0 := randSlice(rng, max(m*ldc, 1))
+								want := append([]float32(nil), c0...)
+								got := append([]float32(nil), c0...)
+								refBLAS[float32]{}.gemm(tA, tB, m, n, k, a, lda, bb, ldb, beta, want, ldc)
+								if prep {
+									var o operand[float32]
+									o.set(bb, ldb, tB, k, n)
+									impl.prepare(&o)
+									impl.gemmOp(tA, m, a, lda, &o, beta, got, ldc)
+								} else {
+									impl.gemm(tA, tB, m, n, k, a, lda, bb, ldb, beta, got, ldc)
+								}
+								for i := range m {
+									for j := range ldc {
+										w, g := want[i*ldc+j], got[i*ldc+j]
+										if j >= n && g != c0[i*ldc+j] {
+											t.Fatalf("C[%d][%d] outside the matrix changed: %g -> %g", i, j, c0[i*ldc+j], g)
+										}
+										if d := math.Abs(float64(w - g)); d > 1e-4*(1+math.Abs(float64(w)))*math.Sqrt(float64(k+1)) {
+											t.Fatalf("C[%d][%d] = %g, want %g", i, j, g, w)
+										}
+									}
+								}
+							})
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkGemm measures the LSTM's product shapes (batch shard m, hidden
+// 128) on each backend; GFLOP/s is reported as a metric.
+func BenchmarkGemm(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	type shape struct {
+		name     string
+		tA, tB   bool
+		m, n, k  int
+		prepared bool
+	}
+	shapes := []shape{
+		{"step-fwd/b16", false, true, 16, 512, 128, true},
+		{"step-bwd/b16", false, false, 16, 128, 512, true},
+		{"step-fwd/b128", false, true, 128, 512, 128, true},
+		{"step-bwd/b128", false, false, 128, 128, 512, true},
+		{"gemv-fwd/b1", false, true, 1, 512, 128, true},
+		{"proj/T50b16/in128", false, true, 800, 512, 128, false},
+		{"dW/T50b16", true, false, 512, 128, 800, false},
+		{"dW/T30b128", true, false, 512, 128, 3840, false},
+		{"square/256", false, false, 256, 256, 256, false},
+	}
+	for _, name := range Backends() {
+		be, _ := lookupBackend(name)
+		impl := be.new()
+		for _, s := range shapes {
+			b.Run(name+"/"+s.name, func(b *testing.B) {
+				ar, ac := s.m, s.k
+				if s.tA {
+					ar, ac = s.k, s.m
+				}
+				br, bc := s.k, s.n
+				if s.tB {
+					br, bc = s.n, s.k
+				}
+				a, bb, c := randSlice(rng, ar*ac), randSlice(rng, br*bc), make([]float32, s.m*s.n)
+				var o operand[float32]
+				o.set(bb, bc, s.tB, s.k, s.n)
+				impl.prepare(&o)
+				b.ReportAllocs()
+				for b.Loop() {
+					if s.prepared {
+						impl.gemmOp(s.tA, s.m, a, ac, &o, 1, c, s.n)
+					} else {
+						impl.gemm(s.tA, s.tB, s.m, s.n, s.k, a, ac, bb, bc, 1, c, s.n)
+					}
+				}
+				b.ReportMetric(2*float64(s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
