@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/modax/modax-ml/internal/fixture"
+	"github.com/modax/modax-ml/internal/model"
 	"github.com/modax/modax-ml/internal/testutil"
 )
 
@@ -38,6 +41,10 @@ func TestScript(t *testing.T) {
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// modax-fixture DIR SEED MAE: a stand-in for train + evaluate: writes
+			// DIR/{model.safetensors (version vSEED), windows.parquet,
+			// metrics.json (test MAE), model.onnx}.
+			"modax-fixture": modaxFixture,
 			// exitcode N cmd args...: run cmd and check its exit status is N.
 			"exitcode": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) < 2 {
@@ -92,4 +99,18 @@ func TestScript(t *testing.T) {
 			return ok, nil
 		},
 	})
+}
+
+func modaxFixture(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: modax-fixture DIR SEED MAE")
+	}
+	seed, err := strconv.ParseUint(args[1], 10, 64)
+	ts.Check(err)
+	mae, err := strconv.ParseFloat(args[2], 64)
+	ts.Check(err)
+	ck := fixture.Checkpoint(model.Arch{Type: model.TypeLSTM, InputSize: 3, Hidden: 8, Layers: 2, FC: 4, Dropout: 0.2}, 10, seed)
+	ck.Info.ModelVersion = "v" + args[1]
+	_, err = fixture.WriteAll(context.Background(), ts.MkAbs(args[0]), ck, 6, fixture.Metrics{N: 6, MAE: mae, RMSE: mae * 1.3, Score: 10 * mae})
+	ts.Check(err)
 }

@@ -9,7 +9,10 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/modax/modax-ml/collect"
+	"github.com/modax/modax-ml/deploy"
 	"github.com/modax/modax-ml/evaluate"
+	"github.com/modax/modax-ml/export"
 	"github.com/modax/modax-ml/internal/pg"
 	"github.com/modax/modax-ml/internal/tracking"
 	"github.com/modax/modax-ml/predict"
@@ -29,7 +32,10 @@ type Config struct {
 
 	Predict  predict.Options  `yaml:"predict"`
 	Evaluate evaluate.Options `yaml:"evaluate"`
+	Collect  collect.Options  `yaml:"collect"`
 	Tracking tracking.Config  `yaml:"tracking"`
+	Export   export.Options   `yaml:"export"`
+	Deploy   deploy.Options   `yaml:"deploy"`
 }
 
 // Log configures logging.
@@ -49,7 +55,10 @@ func Default() Config {
 
 		Predict:  predict.DefaultOptions(),
 		Evaluate: evaluate.DefaultOptions(),
+		Collect:  collect.DefaultOptions(),
 		Tracking: tracking.DefaultConfig(),
+		Export:   export.DefaultOptions(),
+		Deploy:   deploy.DefaultOptions(),
 	}
 }
 

@@ -193,6 +193,12 @@ func (w *Windows) XAt(i int) []float32 { n := w.T * w.F; return w.X[i*n : (i+1)*
 // ReadWindows reads the windows of the given splits (all when none are given)
 // from a windows file into memory.
 func ReadWindows(ctx context.Context, loc string, splits ...string) (*Windows, error) {
+	return ReadWindowsN(ctx, loc, 0, splits...)
+}
+
+// ReadWindowsN is ReadWindows that stops after the first n matching windows
+// (all when n ≤ 0): a sample without holding the whole split in memory.
+func ReadWindowsN(ctx context.Context, loc string, n int, splits ...string) (*Windows, error) {
 	r, err := Open(loc, KindWindows)
 	if err != nil {
 		return nil, err
@@ -249,6 +255,9 @@ func ReadWindows(ctx context.Context, loc string, splits ...string) (*Windows, e
 			out.Health = append(out.Health, h)
 			out.Split = append(out.Split, sp.Value(i))
 			out.X = append(out.X, xv[(off+i)*size:(off+i+1)*size]...)
+			if n > 0 && out.Len() >= n {
+				return out, nil
+			}
 		}
 	}
 	return out, nil

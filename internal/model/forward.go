@@ -49,8 +49,9 @@ func (p *Params) Forward(x []float32, b, t int) ([]float32, error) {
 			out[n] = float32(s)
 		}
 	case TypeLSTM:
+		r := p.reference()
 		for n := range b {
-			out[n] = float32(p.lstmOne(x[n*t*a.InputSize:(n+1)*t*a.InputSize], t))
+			out[n] = float32(r.window(x[n*t*a.InputSize:(n+1)*t*a.InputSize], t))
 		}
 	default:
 		return nil, fmt.Errorf("forward: unknown model type %q", a.Type)
@@ -58,33 +59,67 @@ func (p *Params) Forward(x []float32, b, t int) ([]float32, error) {
 	return out, nil
 }
 
-// lstmOne runs one window seq [t][InputSize] through the LSTM and the head.
-func (p *Params) lstmOne(seq []float32, t int) float64 {
-	a := p.Arch
-	H := a.Hidden
-	// in holds the current layer's input sequence [t][width], in float64.
-	width := a.InputSize
-	in := make([]float64, len(seq))
-	for i, v := range seq {
-		in[i] = float64(v)
+// ref holds the LSTM's parameters as float64 (converted once per Forward
+// call; every product is then a float64 product of the float32 values).
+type ref struct {
+	arch     Arch
+	wih, whh [][]float64 // per layer: [4H × in], [4H × H], row-major
+	bias     [][]float64 // per layer: b_ih + b_hh, [4H]
+	w1, b1   []float64   // fc1 [FC × H], [FC]
+	w2       []float64   // fc2 [FC]
+	b2       float64
+}
+
+func f64(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
 	}
-	for k := range a.Layers {
+	return out
+}
+
+func (p *Params) reference() *ref {
+	r := &ref{arch: p.Arch}
+	for k := range p.Arch.Layers {
 		wih, whh, bih, bhh := p.Layer(k)
+		b := f64(bih.Data)
+		for i, v := range bhh.Data {
+			b[i] += float64(v)
+		}
+		r.wih = append(r.wih, f64(wih.Data))
+		r.whh = append(r.whh, f64(whh.Data))
+		r.bias = append(r.bias, b)
+	}
+	r.w1, r.b1 = f64(p.Get("fc1.weight").Data), f64(p.Get("fc1.bias").Data)
+	r.w2, r.b2 = f64(p.Get("fc2.weight").Data), float64(p.Get("fc2.bias").Data[0])
+	return r
+}
+
+func dot(a, b []float64) float64 {
+	s := 0.0
+	for i, v := range a {
+		s += v * b[i]
+	}
+	return s
+}
+
+// window runs one window seq [t][InputSize] through the LSTM and the head.
+func (r *ref) window(seq []float32, t int) float64 {
+	a := r.arch
+	H := a.Hidden
+	// in holds the current layer's input sequence [t][width].
+	width := a.InputSize
+	in := f64(seq)
+	pre := make([]float64, 4*H) // gate pre-activations, blocks i, f, g, o
+	for k := range a.Layers {
+		wih, whh, bias := r.wih[k], r.whh[k], r.bias[k]
 		h := make([]float64, H)
 		c := make([]float64, H)
 		outSeq := make([]float64, t*H)
-		pre := make([]float64, 4*H) // gate pre-activations, blocks i, f, g, o
 		for s := range t {
 			xs := in[s*width : (s+1)*width]
-			for r := range 4 * H {
-				v := float64(bih.Data[r]) + float64(bhh.Data[r])
-				for j := range width {
-					v += float64(wih.Data[r*width+j]) * xs[j]
-				}
-				for j := range H {
-					v += float64(whh.Data[r*H+j]) * h[j]
-				}
-				pre[r] = v
+			for row := range 4 * H {
+				pre[row] = bias[row] + dot(wih[row*width:(row+1)*width], xs) + dot(whh[row*H:(row+1)*H], h)
 			}
 			for u := range H {
 				i := sigmoid(pre[0*H+u])
@@ -99,15 +134,10 @@ func (p *Params) lstmOne(seq []float32, t int) float64 {
 		in, width = outSeq, H
 	}
 	last := in[(t-1)*H : t*H] // h_T of the last layer (= h_n[-1])
-	w1, b1 := p.Get("fc1.weight").Data, p.Get("fc1.bias").Data
-	w2, b2 := p.Get("fc2.weight").Data, p.Get("fc2.bias").Data
-	y := float64(b2[0])
-	for r := range a.FC {
-		v := float64(b1[r])
-		for j := range H {
-			v += float64(w1[r*H+j]) * last[j]
-		}
-		y += float64(w2[r]) * max(v, 0)
+	y := r.b2
+	for row := range a.FC {
+		v := r.b1[row] + dot(r.w1[row*H:(row+1)*H], last)
+		y += r.w2[row] * max(v, 0) // relu
 	}
 	return y
 }

@@ -168,7 +168,7 @@ func torchForward(t *testing.T, py string, p *Params, x []float32, b, T int) []f
 	if err := os.WriteFile(xpath, xb, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(context.Background(), py, filepath.Join("testdata", "forward_torch.py"), path, xpath, strconv.Itoa(b), strconv.Itoa(T), opath)
+	cmd := exec.CommandContext(context.Background(), py, filepath.Join(testutil.RepoRoot(t), "tools", "interop", "torch_forward.py"), path, xpath, strconv.Itoa(b), strconv.Itoa(T), opath)
 	cmd.Env = append(os.Environ(), "OPENBLAS_NUM_THREADS=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("pytorch: %v\n%s", err, out)

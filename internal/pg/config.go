@@ -18,6 +18,9 @@ type Config struct {
 	FailureTable    string   `yaml:"failure_table"`
 	PredictionTable string   `yaml:"prediction_table"`
 	Sensors         []string `yaml:"sensors"`
+	// TimescaleDB is the mode of db migrate: auto (hypertables when the
+	// extension is available), on (require it) or off (plain tables).
+	TimescaleDB string `yaml:"timescaledb"`
 }
 
 // DefaultSensors are the design's sensor columns.
@@ -31,6 +34,7 @@ func DefaultConfig() Config {
 		FailureTable:    "failure_events",
 		PredictionTable: "rul_predictions",
 		Sensors:         append([]string(nil), DefaultSensors...),
+		TimescaleDB:     "auto",
 	}
 }
 

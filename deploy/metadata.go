@@ -1,0 +1,150 @@
+package deploy
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+
+	"github.com/modax/modax-ml/internal/dataset"
+	"github.com/modax/modax-ml/internal/model"
+	"github.com/modax/modax-ml/internal/onnxmodel"
+)
+
+// MetadataSchema is the schema of model_metadata.json.
+const MetadataSchema = "modax.model_metadata/v1"
+
+// FileRef names a file of the release with its hash.
+type FileRef struct {
+	File   string `json:"file"`
+	SHA256 string `json:"sha256"`
+	Bytes  int64  `json:"bytes,omitempty"`
+}
+
+// ONNXInfo describes the served ONNX file.
+type ONNXInfo struct {
+	FileRef
+	Opset          int    `json:"opset"`
+	IRVersion      int64  `json:"ir_version"`
+	Input          string `json:"input"`  // name and layout, e.g. "input [batch,50,5] raw sensor values"
+	Output         string `json:"output"` // "output [batch,1] hours"
+	DynamicSeq     bool   `json:"dynamic_seq"`
+	ScalerEmbedded bool   `json:"scaler_embedded"`
+}
+
+// SplitMetrics are the contract metrics of one split.
+type SplitMetrics struct {
+	N     int      `json:"n"`
+	MAE   *float64 `json:"mae"`
+	RMSE  *float64 `json:"rmse"`
+	Score *float64 `json:"score"`
+}
+
+// Metadata is model_metadata.json: what a consumer of rul_predictor.onnx
+// needs to feed it and to judge it. Metrics are the evaluation's real
+// numbers (the design wrote config.get('metrics', {}), always empty).
+type Metadata struct {
+	Schema          string             `json:"schema"`
+	ModelVersion    string             `json:"model_version"`
+	ModelType       string             `json:"model_type"`
+	Architecture    model.Arch         `json:"architecture"`
+	TrainingDate    string             `json:"training_date"`
+	DeployedAt      time.Time          `json:"deployed_at"`
+	PreviousVersion string             `json:"previous_version,omitempty"`
+	Features        []string           `json:"features"`
+	Window          int                `json:"window"`
+	HorizonHours    float64            `json:"horizon_hours"`
+	Thresholds      dataset.Thresholds `json:"thresholds"`
+	Scaler          dataset.Scaler     `json:"scaler"`
+	ONNX            ONNXInfo           `json:"onnx"`
+	Checkpoint      FileRef            `json:"checkpoint"`
+	// TestMetrics are the gate split's contract metrics; Metrics the whole
+	// "splits" object of metrics.json as evaluate wrote it.
+	TestMetrics   SplitMetrics    `json:"test_metrics"`
+	Metrics       json.RawMessage `json:"metrics"`
+	MetricsFile   FileRef         `json:"metrics_file"`
+	DataRange     json.RawMessage `json:"data_range"`
+	TrainingRunID string          `json:"training_run_id,omitempty"`
+	ExportRunID   string          `json:"export_run_id,omitempty"`
+	DeployRunID   string          `json:"deploy_run_id,omitempty"`
+	ToolVersion   string          `json:"tool_version"`
+	GitCommit     string          `json:"git_commit,omitempty"`
+}
+
+func newMetadata(c *candidate, opts Options) (*Metadata, error) {
+	in := c.ck.Info
+	p := onnxmodel.Props(c.mp)
+	splits, err := c.metrics.SplitsJSON()
+	if err != nil {
+		return nil, fmt.Errorf("metrics %s: %w", opts.Metrics, err)
+	}
+	sm := c.metrics.Splits[opts.Split]
+	embedded, _ := strconv.ParseBool(p[onnxmodel.MetaScalerEmbedded])
+	dynamic := false
+	var input string
+	if g := c.mp.GetGraph(); g != nil && len(g.GetInput()) == 1 {
+		input = g.GetInput()[0].GetName() + " " + shapeString(g.GetInput()[0])
+		for _, d := range g.GetInput()[0].GetType().GetTensorType().GetShape().GetDim() {
+			if d.GetDimParam() == "seq" {
+				dynamic = true
+			}
+		}
+	}
+	if embedded {
+		input += " raw sensor values"
+	} else {
+		input += " scaled values"
+	}
+	md := &Metadata{
+		Schema: MetadataSchema, ModelVersion: c.version, ModelType: c.ck.Params.Arch.Type, Architecture: c.ck.Params.Arch,
+		TrainingDate: in.CreatedAt, Features: in.Features, Window: in.Window, HorizonHours: in.Horizon, Thresholds: in.Thresholds,
+		Scaler: in.Scaler,
+		ONNX: ONNXInfo{FileRef: FileRef{File: fileONNX, SHA256: onnxmodel.SHA256(c.onnx), Bytes: int64(len(c.onnx))},
+			Opset: onnxmodel.Opset(c.mp), IRVersion: c.mp.GetIrVersion(), Input: input, Output: onnxmodel.OutputName + " [batch,1] hours",
+			DynamicSeq: dynamic, ScalerEmbedded: embedded},
+		Checkpoint:    FileRef{File: fileCheckpoint, SHA256: c.ckSHA, Bytes: int64(len(c.ckBytes))},
+		TestMetrics:   SplitMetrics{N: sm.N, MAE: sm.MAE, RMSE: sm.RMSE, Score: sm.Score},
+		Metrics:       splits,
+		MetricsFile:   FileRef{File: fileMetrics, SHA256: c.metrics.SHA256, Bytes: int64(len(c.metrics.Raw))},
+		TrainingRunID: in.RunID, ExportRunID: p[onnxmodel.MetaRunID],
+		GitCommit: gitCommit(),
+	}
+	if dr := p[onnxmodel.MetaDataRange]; dr != "" && json.Valid([]byte(dr)) {
+		md.DataRange = json.RawMessage(dr)
+	} else {
+		md.DataRange = json.RawMessage("null")
+	}
+	return md, nil
+}
+
+// shapeString renders a value's dims, e.g. "[batch,50,5]".
+func shapeString(vi *onnx.ValueInfoProto) string {
+	var ds []string
+	for _, d := range vi.GetType().GetTensorType().GetShape().GetDim() {
+		if p := d.GetDimParam(); p != "" {
+			ds = append(ds, p)
+		} else {
+			ds = append(ds, strconv.FormatInt(d.GetDimValue(), 10))
+		}
+	}
+	return "[" + strings.Join(ds, ",") + "]"
+}
+
+func readMetadata(path string) (*Metadata, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var m Metadata
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%s is not a model_metadata.json: %w", path, err)
+	}
+	if m.Schema != MetadataSchema {
+		return nil, fmt.Errorf("%s is not a model_metadata.json (schema %q, want %q)", path, m.Schema, MetadataSchema)
+	}
+	return &m, nil
+}
