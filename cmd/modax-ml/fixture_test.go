@@ -13,20 +13,20 @@ import (
 	"github.com/modax/modax-ml/internal/model"
 )
 
-// fixtureMain is the test-only "modax-fixture" command of the testscript
+// fixtureMain is the test-only "evalfixture" command of the testscript
 // stories: it writes small deterministic files that the stories' stages read.
 //
-//	modax-fixture model OUT [SEED]                          a checkpoint with a training history
-//	modax-fixture predictions OUT MODEL [--worse] [--nan]   predictions recorded as made by MODEL
-//	modax-fixture windows OUT [--swapped] [--window N]      windows for the fixture model (features temperature, vibration; window 4)
+//	evalfixture model OUT [SEED]                          a checkpoint with a training history
+//	evalfixture predictions OUT MODEL [--worse] [--nan]   predictions recorded as made by MODEL
+//	evalfixture windows OUT [--swapped] [--window N]      windows for the fixture model (features temperature, vibration; window 4)
 func fixtureMain() int {
 	args := os.Args[1:]
 	fail := func(err error) int {
-		fmt.Fprintln(os.Stderr, "modax-fixture:", err)
+		fmt.Fprintln(os.Stderr, "evalfixture:", err)
 		return 1
 	}
 	if len(args) < 2 {
-		return fail(fmt.Errorf("usage: modax-fixture model OUT | predictions OUT MODEL [--worse] [--nan]"))
+		return fail(fmt.Errorf("usage: evalfixture model OUT | predictions OUT MODEL [--worse] [--nan]"))
 	}
 	switch args[0] {
 	case "model":

@@ -19,8 +19,8 @@ import (
 // TestMain lets testscript run the CLI in-process as the "modax-ml" command.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"modax-ml":      func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
-		"modax-fixture": func() { os.Exit(fixtureMain()) },
+		"modax-ml":    func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+		"evalfixture": func() { os.Exit(fixtureMain()) },
 	})
 }
 
