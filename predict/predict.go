@@ -1,6 +1,7 @@
 // Package predict is the predict stage: it runs a trained model (a
 // model.safetensors checkpoint through the native Go forward pass, batched
-// and parallel) over a windows file and writes predictions.parquet. A windows
+// and parallel, or an exported model.onnx through gonnx) over a windows file
+// and writes predictions.parquet. A windows
 // file whose features, feature order or window length differ from the
 // model's is refused; one scaled with another scaler is re-scaled to the
 // model's.

@@ -20,15 +20,17 @@ func newPredictCmd(a *app) *cobra.Command {
 		Use:   "predict",
 		Short: "Run a trained model over a windows file and write predictions",
 		Long: `predict runs a checkpoint (model.safetensors, native Go forward pass, batched and
-parallel) over a windows file and writes predictions.parquet: per window the
-true and predicted RUL, the true and predicted health class and the model version.
+parallel) or an exported model.onnx (gonnx) over a windows file and writes
+predictions.parquet: per window the true and predicted RUL, the true and
+predicted health class and the model version.
 
 The windows must have the model's features, in the model's order, and its window
 length; otherwise predict refuses with a message saying what differs. Windows
 scaled with another scaler than the model's are re-scaled to the model's.`,
 		Example: `  modax-ml predict
   modax-ml predict --split test --last-window-only
-  modax-ml predict --model runs/x/model.safetensors --windows new-windows.parquet -o new-predictions.parquet`,
+  modax-ml predict --model runs/x/model.safetensors --windows new-windows.parquet -o new-predictions.parquet
+  modax-ml predict --model model.onnx -o onnx-predictions.parquet`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o := a.cfg.Predict
@@ -43,7 +45,7 @@ scaled with another scaler than the model's are re-scaled to the model's.`,
 		},
 	}
 	f := cmd.Flags()
-	bindString(f, "model", "predict.model", d.Model, "model checkpoint (model.safetensors)")
+	bindString(f, "model", "predict.model", d.Model, "model: a checkpoint (model.safetensors) or an exported model.onnx")
 	bindString(f, "windows", "predict.windows", d.Windows, "windows file to predict")
 	bindStringP(f, "out", "o", "predict.out", d.Out, "predictions file to write")
 	bindString(f, "split", "predict.split", d.Split, "windows of this split: test, val, train (or a comma list), or all")

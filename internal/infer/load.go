@@ -2,6 +2,8 @@ package infer
 
 import (
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 
@@ -11,8 +13,12 @@ import (
 )
 
 // Load loads a model.safetensors checkpoint and runs it with the native
-// forward pass on workers goroutines.
+// forward pass on workers goroutines; a path ending in .onnx is loaded with
+// LoadONNX.
 func Load(path string, workers int) (*Model, error) {
+	if strings.EqualFold(filepath.Ext(path), ".onnx") {
+		return LoadONNX(path, workers)
+	}
 	ck, err := model.Load(path)
 	if err != nil {
 		return nil, err
