@@ -22,7 +22,7 @@ TESTENV  := scripts/testenv.sh
 PKGS     := ./...
 TESTFLAGS ?= -count=1 -timeout 25m
 
-.PHONY: all build run test race e2e lint vet fmt bench fuzz cover cmapss clean
+.PHONY: all build run test race e2e lint vet fmt bench bench-predict fuzz cover cmapss clean
 
 all: build
 
@@ -59,6 +59,10 @@ BENCH ?= .
 COUNT ?= 5
 bench:
 	$(TESTENV) $(GO) test $(TAGS) -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) -timeout 60m $(PKGS)
+
+## bench-predict: native forward vs ONNX Runtime (one thread) and `modax-ml predict` end to end
+bench-predict:
+	scripts/bench-predict.sh
 
 ## fuzz: each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s
