@@ -113,8 +113,11 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 		newVersionCmd(a),
 		newCollectCmd(a),
 		newDBCmd(a),
+		newValidateCmd(a),
+		newLabelCmd(a),
 		newRunsCmd(a),
 		newTrackingCmd(a),
+		newFeaturesCmd(a),
 	)
 	return root
 }

@@ -45,6 +45,7 @@ func TestScript(t *testing.T) {
 			// DIR/{model.safetensors (version vSEED), windows.parquet,
 			// metrics.json (test MAE), model.onnx}.
 			"modax-fixture": modaxFixture,
+			"gen-labeled":   cmdGenLabeled, // features_script_test.go
 			// exitcode N cmd args...: run cmd and check its exit status is N.
 			"exitcode": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) < 2 {

@@ -13,9 +13,12 @@ import (
 	"github.com/modax/modax-ml/deploy"
 	"github.com/modax/modax-ml/evaluate"
 	"github.com/modax/modax-ml/export"
+	"github.com/modax/modax-ml/features"
 	"github.com/modax/modax-ml/internal/pg"
 	"github.com/modax/modax-ml/internal/tracking"
+	"github.com/modax/modax-ml/label"
 	"github.com/modax/modax-ml/predict"
+	"github.com/modax/modax-ml/validate"
 )
 
 // Config is the whole configuration. Each stage's section is that stage's
@@ -30,9 +33,12 @@ type Config struct {
 	Quiet  bool      `yaml:"quiet"`
 	DB     pg.Config `yaml:"db"`
 
+	Collect  collect.Options  `yaml:"collect"`
+	Validate validate.Options `yaml:"validate"`
+	Label    label.Options    `yaml:"label"`
+	Features features.Options `yaml:"features"`
 	Predict  predict.Options  `yaml:"predict"`
 	Evaluate evaluate.Options `yaml:"evaluate"`
-	Collect  collect.Options  `yaml:"collect"`
 	Tracking tracking.Config  `yaml:"tracking"`
 	Export   export.Options   `yaml:"export"`
 	Deploy   deploy.Options   `yaml:"deploy"`
@@ -57,8 +63,11 @@ func Default() Config {
 		Evaluate: evaluate.DefaultOptions(),
 		Collect:  collect.DefaultOptions(),
 		Tracking: tracking.DefaultConfig(),
+		Validate: validate.DefaultOptions(),
+		Label:    label.DefaultOptions(),
 		Export:   export.DefaultOptions(),
 		Deploy:   deploy.DefaultOptions(),
+		Features: features.DefaultOptions(),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -95,9 +96,11 @@ func ReadFailures(ctx context.Context, loc string) ([]Failure, Meta, error) {
 			if tn.IsNull(i) || dv.IsNull(i) || et.IsNull(i) {
 				return nil, nil, fmt.Errorf("%s: row %d: null tenant_id, device_id or event_time", loc, len(out)+1)
 			}
-			f := Failure{Tenant: tn.Value(i), Device: dv.Value(i), Time: int64(et.Value(i)), EventType: ty.Value(i), OpHours: math.NaN()}
+			// Value is a view into the batch's buffer: copy what outlives it.
+			f := Failure{Tenant: strings.Clone(tn.Value(i)), Device: strings.Clone(dv.Value(i)), Time: int64(et.Value(i)),
+				EventType: strings.Clone(ty.Value(i)), OpHours: math.NaN()}
 			if cp.IsValid(i) {
-				f.Component = cp.Value(i)
+				f.Component = strings.Clone(cp.Value(i))
 			}
 			if oh.IsValid(i) {
 				f.OpHours = oh.Value(i)

@@ -7,6 +7,7 @@ import (
 	"iter"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -254,6 +255,12 @@ func (r *Reader) DeviceFrames(ctx context.Context, sensors []string) iter.Seq2[*
 				hi := lo + 1
 				for hi < n && device.Value(hi) == d && tenant.Value(hi) == t {
 					hi++
+				}
+				// Value returns a view into the batch's buffer: copy the
+				// names that outlive the batch (frames, seen keys), or every
+				// batch's strings stay pinned in memory.
+				if cur == nil || cur.Tenant != t || cur.Device != d {
+					t, d = strings.Clone(t), strings.Clone(d)
 				}
 				key := [2]string{t, d}
 				var f *Frame

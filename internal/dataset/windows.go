@@ -8,6 +8,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
 )
 
 // Split names.
@@ -21,6 +22,12 @@ const (
 // feature. For z-score Offset is the mean and Scale the standard deviation;
 // for min-max they are the minimum and the range. Constant features have
 // Scale 1.
+//
+// Per-operating-condition normalisation (C-MAPSS FD002/FD004): when
+// Conditions is set, Offset and Scale are empty and every row is scaled with
+// the parameters of its operating condition (ConditionScaler). A consumer that
+// handles only one global scaler (Apply, Invert, an ONNX Sub/Div front) must
+// check PerCondition and refuse such a scaler; Params serves both forms.
 type Scaler struct {
 	Kind     string    `json:"kind"` // "zscore", "minmax" or "none"
 	Features []string  `json:"features"`
@@ -29,13 +36,82 @@ type Scaler struct {
 	// FitSplit names the split the parameters were fitted on.
 	FitSplit string `json:"fit_split"`
 	FitRows  int64  `json:"fit_rows"`
+	// Conditions holds per-operating-condition parameters (nil: one global
+	// scaler in Offset/Scale).
+	Conditions *ConditionScaler `json:"conditions,omitempty"`
 }
 
-// Apply scales one value of feature j.
+// ConditionScaler holds one scaler per operating condition. The condition of a
+// row is the index k of the Center nearest (Euclidean distance) to the row's
+// raw values of Columns; its features are scaled as (x - Offset[k][j]) /
+// Scale[k][j]. Centers are the mean condition values of the training rows of
+// each condition (conditions were found on the train split by rounding the
+// condition columns to Decimals decimals).
+type ConditionScaler struct {
+	Columns  []string    `json:"columns"`
+	Decimals int         `json:"decimals"`
+	Centers  [][]float64 `json:"centers"` // [condition][column]
+	Offset   [][]float64 `json:"offset"`  // [condition][feature]
+	Scale    [][]float64 `json:"scale"`   // [condition][feature]
+	FitRows  []int64     `json:"fit_rows"`
+}
+
+// PerCondition reports whether s scales per operating condition.
+func (s *Scaler) PerCondition() bool { return s.Conditions != nil }
+
+// Apply scales one value of feature j (global scaler only).
 func (s *Scaler) Apply(j int, v float64) float64 { return (v - s.Offset[j]) / s.Scale[j] }
 
-// Invert maps a scaled value of feature j back to its raw value.
+// Invert maps a scaled value of feature j back to its raw value (global
+// scaler only).
 func (s *Scaler) Invert(j int, v float64) float64 { return v*s.Scale[j] + s.Offset[j] }
+
+// Params returns the offset and scale that apply to a row whose condition
+// columns hold cond (cond is ignored by a global scaler).
+func (s *Scaler) Params(cond []float64) (offset, scale []float64) {
+	if s.Conditions == nil {
+		return s.Offset, s.Scale
+	}
+	k := s.Conditions.Condition(cond)
+	return s.Conditions.Offset[k], s.Conditions.Scale[k]
+}
+
+// Condition returns the index of the condition whose center is nearest to
+// values (the row's raw values of Columns); ties go to the lower index.
+func (c *ConditionScaler) Condition(values []float64) int {
+	best, bestD := 0, math.Inf(1)
+	for k, ctr := range c.Centers {
+		var d float64
+		for j, v := range values {
+			e := v - ctr[j]
+			d += e * e
+		}
+		if d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+// check verifies that s is consistent with nFeatures features.
+func (s *Scaler) check(nFeatures int) error {
+	c := s.Conditions
+	if c == nil {
+		if len(s.Offset) != nFeatures || len(s.Scale) != nFeatures {
+			return fmt.Errorf("scaler has %d/%d parameters for %d features", len(s.Offset), len(s.Scale), nFeatures)
+		}
+		return nil
+	}
+	if len(c.Centers) == 0 || len(c.Offset) != len(c.Centers) || len(c.Scale) != len(c.Centers) {
+		return fmt.Errorf("per-condition scaler has %d centers, %d offsets, %d scales", len(c.Centers), len(c.Offset), len(c.Scale))
+	}
+	for k := range c.Centers {
+		if len(c.Centers[k]) != len(c.Columns) || len(c.Offset[k]) != nFeatures || len(c.Scale[k]) != nFeatures {
+			return fmt.Errorf("per-condition scaler: condition %d has %d/%d/%d values for %d columns and %d features", k, len(c.Centers[k]), len(c.Offset[k]), len(c.Scale[k]), len(c.Columns), nFeatures)
+		}
+	}
+	return nil
+}
 
 // WindowsMeta is what a windows file's metadata tells the trainer, the
 // predictor and the exporter.
@@ -76,8 +152,8 @@ func ReadWindowsMeta(loc string, meta Meta) (WindowsMeta, error) {
 			return wm, fmt.Errorf("%s: windows file lacks %s metadata", loc, kv.key)
 		}
 	}
-	if len(wm.Scaler.Offset) != len(wm.Features) || len(wm.Scaler.Scale) != len(wm.Features) {
-		return wm, fmt.Errorf("%s: scaler has %d/%d parameters for %d features", loc, len(wm.Scaler.Offset), len(wm.Scaler.Scale), len(wm.Features))
+	if err := wm.Scaler.check(len(wm.Features)); err != nil {
+		return wm, fmt.Errorf("%s: %w", loc, err)
 	}
 	return wm, nil
 }
@@ -103,11 +179,24 @@ type WindowsWriter struct {
 	pending int
 }
 
+// xColumnPath is the Parquet leaf path of the x column (a LIST of elements).
+const xColumnPath = ColX + ".list.element"
+
 // CreateWindows starts a windows file; wm is recorded in the metadata.
+//
+// x is written without dictionary encoding or column statistics, as
+// BYTE_STREAM_SPLIT floats: hashing every value for a dictionary that float
+// data overflows anyway cost a third of the writing time, and byte-stream
+// split lets zstd compress floats better.
 func CreateWindows(loc string, wm WindowsMeta, meta Meta, opts ...WriterOption) (*WindowsWriter, error) {
 	m := meta.Clone()
 	wm.Set(m)
 	sch := NewSchema(KindWindows, WindowsColumns(wm.Window, len(wm.Features)), m)
+	opts = append([]WriterOption{withParquetProps(
+		parquet.WithDictionaryFor(xColumnPath, false),
+		parquet.WithStatsFor(xColumnPath, false),
+		parquet.WithEncodingFor(xColumnPath, parquet.Encodings.ByteStreamSplit),
+	)}, opts...)
 	w, err := Create(loc, sch, opts...)
 	if err != nil {
 		return nil, err
@@ -118,7 +207,19 @@ func CreateWindows(loc string, wm WindowsMeta, meta Meta, opts ...WriterOption) 
 	}
 	bld := array.NewRecordBuilder(cfg.mem, sch)
 	x := bld.Field(len(windowsKey)).(*array.FixedSizeListBuilder).ValueBuilder().(*array.Float32Builder)
-	return &WindowsWriter{Writer: w, bld: bld, x: x, size: wm.Window * len(wm.Features)}, nil
+	ww := &WindowsWriter{Writer: w, bld: bld, x: x, size: wm.Window * len(wm.Features)}
+	ww.reserve()
+	return ww, nil
+}
+
+// windowsBatch is the number of windows per batch (and row group).
+const windowsBatch = 16 * 1024
+
+// reserve sizes the builders for one batch, so that x does not grow by
+// doubling (and copying) window after window.
+func (w *WindowsWriter) reserve() {
+	w.bld.Reserve(windowsBatch)
+	w.x.Reserve(windowsBatch * w.size)
 }
 
 // Append adds one window.
@@ -142,8 +243,11 @@ func (w *WindowsWriter) Append(win *Window) error {
 	b.Field(8).(*array.FixedSizeListBuilder).Append(true)
 	w.x.AppendValues(win.X, nil)
 	w.pending++
-	if w.pending >= 16*1024 {
-		return w.flush()
+	if w.pending >= windowsBatch {
+		if err := w.flush(); err != nil {
+			return err
+		}
+		w.reserve()
 	}
 	return nil
 }

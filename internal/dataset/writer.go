@@ -133,6 +133,13 @@ type WriterOption func(*writerConfig)
 type writerConfig struct {
 	mem   memory.Allocator
 	level int
+	props []parquet.WriterProperty // per-schema tuning (e.g. CreateWindows)
+}
+
+// withParquetProps adds Parquet writer properties (used by the typed writers
+// of this package for column-specific encodings).
+func withParquetProps(props ...parquet.WriterProperty) WriterOption {
+	return func(c *writerConfig) { c.props = append(c.props, props...) }
 }
 
 // WithAllocator sets the allocator used while encoding.
@@ -175,7 +182,7 @@ func Create(loc string, schema *arrow.Schema, opts ...WriterOption) (*Writer, er
 		parquet.WithCompressionLevel(cfg.level),
 		parquet.WithAllocator(cfg.mem),
 		parquet.WithMaxRowGroupLength(1 << 20),
-	}, dictionaryProps(schema)...)...)
+	}, append(dictionaryProps(schema), cfg.props...)...)...)
 	buf := bufio.NewWriterSize(f, 1<<20)
 	fw, err := pqarrow.NewFileWriter(schema, buf, props,
 		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(cfg.mem)))
