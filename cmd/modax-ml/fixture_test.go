@@ -19,6 +19,7 @@ import (
 //	evalfixture model OUT [SEED]                          a checkpoint with a training history
 //	evalfixture predictions OUT MODEL [--worse] [--nan]   predictions recorded as made by MODEL
 //	evalfixture windows OUT [--swapped] [--window N]      windows for the fixture model (features temperature, vibration; window 4)
+//	evalfixture model-for WINDOWS OUT                     an untrained checkpoint with the input contract of a real windows file (a stand-in for train)
 func fixtureMain() int {
 	args := os.Args[1:]
 	fail := func(err error) int {
@@ -44,6 +45,13 @@ func fixtureMain() int {
 			return fail(fmt.Errorf("predictions OUT MODEL"))
 		}
 		if err := fixturePredictions(args[1], args[2], slices.Contains(args, "--worse"), slices.Contains(args, "--nan")); err != nil {
+			return fail(err)
+		}
+	case "model-for":
+		if len(args) < 3 {
+			return fail(fmt.Errorf("model-for WINDOWS OUT"))
+		}
+		if err := fixtureModelFor(args[1], args[2]); err != nil {
 			return fail(err)
 		}
 	case "windows":
@@ -144,4 +152,28 @@ func fixtureWindows(out string, swapped bool, window int) error {
 		}
 	}
 	return w.Commit()
+}
+
+func fixtureModelFor(windows, out string) error {
+	r, err := dataset.Open(windows, dataset.KindWindows)
+	if err != nil {
+		return err
+	}
+	wm, err := dataset.ReadWindowsMeta(windows, r.Meta())
+	r.Close()
+	if err != nil {
+		return err
+	}
+	p, err := model.NewParams(model.Arch{Type: model.TypeLSTM, InputSize: len(wm.Features), Hidden: 8, Layers: 2, FC: 4})
+	if err != nil {
+		return err
+	}
+	p.Init(3)
+	for _, n := range []string{"fc2.weight", "fc2.bias"} { // outputs in hours, as a trainer saves them
+		for i := range p.Get(n).Data {
+			p.Get(n).Data[i] *= float32(wm.Horizon)
+		}
+	}
+	return model.Save(out, &model.Checkpoint{Params: p, Info: model.Info{Arch: p.Arch, Features: wm.Features, Window: wm.Window,
+		Scaler: wm.Scaler, Horizon: wm.Horizon, Thresholds: wm.Thresholds, ModelVersion: "untrained"}})
 }
