@@ -33,7 +33,7 @@ func FromCheckpoint(path, sha string, ck *model.Checkpoint, fwd Forward) (*Model
 	}
 	info := ck.Info
 	sc := info.Scaler
-	if len(sc.Offset) != len(info.Features) || len(sc.Scale) != len(info.Features) {
+	if !sc.PerCondition() && (len(sc.Offset) != len(info.Features) || len(sc.Scale) != len(info.Features)) {
 		return nil, fmt.Errorf("checkpoint %s: scaler has %d/%d parameters for %d features", path, len(sc.Offset), len(sc.Scale), len(info.Features))
 	}
 	return &Model{Path: path, SHA256: sha, Version: info.ModelVersion, Format: "safetensors", Features: info.Features,
@@ -105,7 +105,11 @@ func PredictFile(ctx context.Context, env *runenv.Env, m *Model, spec Spec) (*Su
 	meta.MustSet(dataset.MetaHorizon, w.Meta.Horizon)
 	meta.MustSet(dataset.MetaWindow, w.Meta.Window)
 	meta.MustSet(dataset.MetaFeatures, w.Meta.Features)
-	rescaled := !newTransform(m, w.Meta.Scaler).identity
+	tr, err := newTransform(m, w.Meta.Scaler, spec.Windows)
+	if err != nil {
+		return nil, err
+	}
+	rescaled := !tr.identity
 	meta.MustSet(MetaPredict, PredictMeta{Splits: spec.Splits, LastWindowOnly: spec.LastWindowOnly, Format: m.Format, Rescaled: rescaled})
 	if err := dataset.WritePredictions(spec.Out, ps, meta); err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -127,11 +128,33 @@ type transform struct {
 	identity bool
 }
 
+// sameScaling reports whether two scalers map raw values identically.
+func sameScaling(a, b *dataset.Scaler) bool {
+	return slices.Equal(a.Offset, b.Offset) && slices.Equal(a.Scale, b.Scale) && reflect.DeepEqual(a.Conditions, b.Conditions)
+}
+
 // newTransform un-scales with the file's scaler and re-scales with the
-// model's (or leaves raw values for a model that scales inside).
-func newTransform(m *Model, file dataset.Scaler) transform {
+// model's (or leaves raw values for a model that scales inside). Windows
+// scaled per operating condition cannot be re-scaled (the rows' conditions
+// are not in the windows file): they must have been scaled exactly as the
+// model's training windows were.
+func newTransform(m *Model, file dataset.Scaler, loc string) (transform, error) {
 	n := len(m.Features)
 	t := transform{a: make([]float64, n), b: make([]float64, n), identity: true}
+	if m.Scaler != nil && sameScaling(m.Scaler, &file) {
+		return t, nil
+	}
+	if file.PerCondition() || (m.Scaler != nil && m.Scaler.PerCondition()) {
+		what := "the model expects raw sensor values"
+		if m.Scaler != nil {
+			what = "the model was trained on windows scaled with other parameters"
+		}
+		return t, fmt.Errorf("%w: %s does not fit the model %s: its windows are scaled per operating condition and %s; windows scaled per condition cannot be re-scaled (re-run features with the model's scaler, or predict with the checkpoint)",
+			exitcode.ErrValidation, loc, m.Path, what)
+	}
+	if len(file.Offset) != n || len(file.Scale) != n {
+		return t, fmt.Errorf("%s: scaler has %d/%d parameters for %d features", loc, len(file.Offset), len(file.Scale), n)
+	}
 	for j := range n {
 		// raw = x·sw + ow; model input = (raw − om)/sm
 		sw, ow := file.Scale[j], file.Offset[j]
@@ -144,7 +167,7 @@ func newTransform(m *Model, file dataset.Scaler) transform {
 			t.identity = false
 		}
 	}
-	return t
+	return t, nil
 }
 
 func (t transform) apply(dst, src []float32) {
@@ -209,7 +232,10 @@ func Predict(ctx context.Context, env *runenv.Env, m *Model, w *dataset.Windows,
 	if opts.BatchSize < 1 {
 		return nil, fmt.Errorf("batch size %d: want ≥ 1", opts.BatchSize)
 	}
-	tr := newTransform(m, w.Meta.Scaler)
+	tr, err := newTransform(m, w.Meta.Scaler, loc)
+	if err != nil {
+		return nil, err
+	}
 	if !tr.identity {
 		env.Log.Info("rescaling windows to the model's scaler", "windows", loc, "model", m.Path)
 	}

@@ -335,3 +335,33 @@ func TestNativeMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+// TestPerConditionScaler: windows scaled per operating condition (C-MAPSS
+// FD002/FD004) are predicted when they were scaled exactly as the model's
+// training windows, and refused otherwise (they cannot be re-scaled).
+func TestPerConditionScaler(t *testing.T) {
+	feats := []string{"a", "b"}
+	pc := func(off float64) dataset.Scaler {
+		return dataset.Scaler{Kind: "zscore", Features: feats, Conditions: &dataset.ConditionScaler{Columns: []string{"setting_1"},
+			Centers: [][]float64{{0}, {10}}, Offset: [][]float64{{off, 0}, {1, 1}}, Scale: [][]float64{{1, 2}, {3, 4}}, FitRows: []int64{5, 5}}}
+	}
+	m := testModel(t, feats, 3, pc(0))
+	env := runenv.Test()
+	w := testWindows(feats, 3, pc(0), 2, 1, 4)
+	if _, err := Predict(context.Background(), env, m, w, "same.parquet", Options{BatchSize: 4}); err != nil {
+		t.Fatalf("same per-condition scaling refused: %v", err)
+	}
+	for name, sc := range map[string]dataset.Scaler{"other conditions": pc(5), "global": scaler(feats, 0, 1)} {
+		w := testWindows(feats, 3, sc, 2, 1, 4)
+		_, err := Predict(context.Background(), env, m, w, "other.parquet", Options{BatchSize: 4})
+		if !errors.Is(err, exitcode.ErrValidation) || !strings.Contains(err.Error(), "cannot be re-scaled") {
+			t.Errorf("%s: error = %v", name, err)
+		}
+	}
+	// A model taking raw values (ONNX with the scaler inside) cannot take
+	// per-condition windows either.
+	m.Scaler = nil
+	if _, err := Predict(context.Background(), env, m, w, "pc.parquet", Options{BatchSize: 4}); !errors.Is(err, exitcode.ErrValidation) || !strings.Contains(err.Error(), "raw sensor values") {
+		t.Errorf("raw model: %v", err)
+	}
+}

@@ -59,7 +59,7 @@ func LoadONNX(path string, workers int) (*Model, error) {
 		return nil, fmt.Errorf("load %s: metadata %s: %w", path, onnxmodel.MetaScalerEmbedded, err)
 	}
 	if !embedded {
-		if len(sc.Offset) != len(m.Features) || len(sc.Scale) != len(m.Features) {
+		if !sc.PerCondition() && (len(sc.Offset) != len(m.Features) || len(sc.Scale) != len(m.Features)) {
 			return nil, fmt.Errorf("load %s: scaler has %d/%d parameters for %d features", path, len(sc.Offset), len(sc.Scale), len(m.Features))
 		}
 		m.Scaler = &sc
