@@ -22,7 +22,7 @@ TESTENV  := scripts/testenv.sh
 PKGS     := ./...
 TESTFLAGS ?= -count=1 -timeout 25m
 
-.PHONY: all build run test race e2e lint vet fmt bench bench-predict fuzz cover cmapss clean
+.PHONY: all build run test race e2e lint vet fmt bench bench-predict bench-train fuzz cover cmapss clean
 
 all: build
 
@@ -59,6 +59,10 @@ BENCH ?= .
 COUNT ?= 5
 bench:
 	$(TESTENV) $(GO) test $(TAGS) -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) -timeout 60m $(PKGS)
+
+## bench-train: the fused engine (pure Go and OpenBLAS) next to PyTorch, same machine, same run
+bench-train:
+	$(TESTENV) scripts/bench-train.sh
 
 ## bench-predict: native forward vs ONNX Runtime (one thread) and `modax-ml predict` end to end
 bench-predict:

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/modax/modax-ml/internal/nn"
 	"github.com/modax/modax-ml/internal/version"
 )
 
@@ -16,8 +17,12 @@ func newVersionCmd(a *app) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			info := version.Get()
-			return a.emit(info, func(w io.Writer) error {
-				_, err := fmt.Fprintf(w, "modax-ml %s\ngo: %s\n", info, info.GoVersion)
+			out := struct {
+				version.Info
+				BLAS string `json:"blas"` // the fused engine's matrix-product backend
+			}{info, nn.BLAS()}
+			return a.emit(out, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "modax-ml %s\ngo: %s\nblas: %s\n", info, info.GoVersion, out.BLAS)
 				return err
 			})
 		},

@@ -118,6 +118,7 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 		newRunsCmd(a),
 		newTrackingCmd(a),
 		newFeaturesCmd(a),
+		newTrainCmd(a),
 	)
 	return root
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/modax/modax-ml/internal/tracking"
 	"github.com/modax/modax-ml/label"
 	"github.com/modax/modax-ml/predict"
+	"github.com/modax/modax-ml/train"
 	"github.com/modax/modax-ml/validate"
 )
 
@@ -40,6 +41,7 @@ type Config struct {
 	Predict  predict.Options  `yaml:"predict"`
 	Evaluate evaluate.Options `yaml:"evaluate"`
 	Tracking tracking.Config  `yaml:"tracking"`
+	Train    train.Options    `yaml:"train"`
 	Export   export.Options   `yaml:"export"`
 	Deploy   deploy.Options   `yaml:"deploy"`
 }
@@ -65,6 +67,7 @@ func Default() Config {
 		Tracking: tracking.DefaultConfig(),
 		Validate: validate.DefaultOptions(),
 		Label:    label.DefaultOptions(),
+		Train:    train.DefaultOptions(),
 		Export:   export.DefaultOptions(),
 		Deploy:   deploy.DefaultOptions(),
 		Features: features.DefaultOptions(),

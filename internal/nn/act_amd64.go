@@ -37,3 +37,24 @@ func tanhVec(dst, src []float32) {
 		dst[i] = 1 - 2/(expf(2*x)+1)
 	}
 }
+
+//go:noescape
+func cellBackwardAVX2(gates, dgates, tc, dho, dh, dc, cp unsafe.Pointer, h int)
+
+// cellBackwardRow32 is one row of cellBackward in float32; it reports false
+// when it cannot (no AVX2 or H not a multiple of 8).
+func cellBackwardRow32(g, cp, tc, dho, dh, dc, dG []float32, H int) bool {
+	if !useAsm || H%8 != 0 || H == 0 {
+		return false
+	}
+	_, _, _, _, _ = g[4*H-1], dG[4*H-1], tc[H-1], dho[H-1], dh[H-1]
+	_ = dc[H-1]
+	var cpp unsafe.Pointer
+	if cp != nil {
+		_ = cp[H-1]
+		cpp = unsafe.Pointer(&cp[0])
+	}
+	cellBackwardAVX2(unsafe.Pointer(&g[0]), unsafe.Pointer(&dG[0]), unsafe.Pointer(&tc[0]), unsafe.Pointer(&dho[0]),
+		unsafe.Pointer(&dh[0]), unsafe.Pointer(&dc[0]), cpp, H)
+	return true
+}

@@ -212,3 +212,83 @@ tdone:
 	VZEROUPPER
 	RET
 
+
+// func cellBackwardAVX2(gates, dgates, tc, dho, dh, dc, cp unsafe.Pointer, h int)
+// One row of the LSTM cell's backward pass (see cellBackward in lstm.go):
+// g and dG hold the four gate blocks i, f, g, o of h values each; cp may be
+// nil (zero initial cell state). h is a multiple of 8.
+TEXT ·cellBackwardAVX2(SB), NOSPLIT, $0-64
+	MOVQ gates+0(FP), SI
+	MOVQ dgates+8(FP), DI
+	MOVQ tc+16(FP), R8
+	MOVQ dho+24(FP), R9
+	MOVQ dh+32(FP), R10
+	MOVQ dc+40(FP), R11
+	MOVQ cp+48(FP), R12
+	MOVQ h+56(FP), CX
+	MOVQ CX, BX
+	SHLQ $2, BX        // H in bytes: distance between gate blocks
+	SHRQ $3, CX
+	JZ   bdone
+	VMOVUPS ONE, Y15
+	VXORPS  Y14, Y14, Y14
+
+bloop:
+	VMOVUPS (R9), Y0          // dho
+	VADDPS  (R10), Y0, Y0     // dhv = dho + dh
+	VMOVUPS (R8), Y1          // tc
+	LEAQ    (SI)(BX*2), DX
+	VMOVUPS (DX)(BX*1), Y2    // o
+	VMULPS  Y1, Y1, Y3        // tc²
+	VSUBPS  Y3, Y15, Y3       // 1 - tc²
+	VMULPS  Y2, Y0, Y4        // dhv*o
+	VMULPS  Y3, Y4, Y4        // dhv*o*(1-tc²)
+	VADDPS  (R11), Y4, Y4     // dcv = dc + ...
+	// do = dhv*tc*o*(1-o)
+	VSUBPS  Y2, Y15, Y5       // 1-o
+	VMULPS  Y2, Y5, Y5        // o(1-o)
+	VMULPS  Y1, Y0, Y6        // dhv*tc
+	VMULPS  Y5, Y6, Y6
+	LEAQ    (DI)(BX*2), DX
+	VMOVUPS Y6, (DX)(BX*1)
+	// di = dcv*g*i*(1-i); dg = dcv*i*(1-g²)
+	VMOVUPS (SI), Y7          // i
+	VMOVUPS (SI)(BX*2), Y8    // g
+	VSUBPS  Y7, Y15, Y9       // 1-i
+	VMULPS  Y7, Y9, Y9        // i(1-i)
+	VMULPS  Y8, Y9, Y9        // g*i(1-i)
+	VMULPS  Y4, Y9, Y9
+	VMOVUPS Y9, (DI)
+	VMULPS  Y8, Y8, Y10       // g²
+	VSUBPS  Y10, Y15, Y10     // 1-g²
+	VMULPS  Y7, Y10, Y10      // i(1-g²)
+	VMULPS  Y4, Y10, Y10
+	VMOVUPS Y10, (DI)(BX*2)
+	// df = dcv*cp*f*(1-f); dc = dcv*f
+	VMOVUPS (SI)(BX*1), Y11   // f
+	VMOVAPS Y14, Y12          // cp (0 without a previous state)
+	TESTQ   R12, R12
+	JZ      bnocp
+	VMOVUPS (R12), Y12
+	ADDQ    $32, R12
+
+bnocp:
+	VSUBPS  Y11, Y15, Y13     // 1-f
+	VMULPS  Y11, Y13, Y13     // f(1-f)
+	VMULPS  Y12, Y13, Y13     // cp*f(1-f)
+	VMULPS  Y4, Y13, Y13
+	VMOVUPS Y13, (DI)(BX*1)
+	VMULPS  Y11, Y4, Y4       // dcv*f
+	VMOVUPS Y4, (R11)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	ADDQ    $32, R8
+	ADDQ    $32, R9
+	ADDQ    $32, R10
+	ADDQ    $32, R11
+	DECQ    CX
+	JNZ     bloop
+
+bdone:
+	VZEROUPPER
+	RET

@@ -318,7 +318,10 @@ func (e *engine[T]) predict(x []float32, b int, out []float32) error {
 	if len(out) < b {
 		return fmt.Errorf("nn: output has room for %d of %d windows", len(out), b)
 	}
-	e.forwardAll(x, b, tn, out, predictChunk)
+	// Chunks of at most predictChunk rows, small enough that every worker
+	// gets one when the batch allows.
+	nw := len(e.workers)
+	e.forwardAll(x, b, tn, out, min(predictChunk, (b+nw-1)/nw))
 	return nil
 }
 
@@ -375,6 +378,15 @@ func (e *engine[T]) optimizerState() (int, *model.Params, *model.Params) {
 func (e *engine[T]) setOptimizerState(step int, m, v *model.Params) error {
 	if step < 0 {
 		return fmt.Errorf("nn: optimizer step %d", step)
+	}
+	if m == nil || v == nil {
+		if step != 0 {
+			return fmt.Errorf("nn: optimizer state at step %d without moments", step)
+		}
+		clear(e.m)
+		clear(e.v)
+		e.nstep = 0
+		return nil
 	}
 	if err := flatten(&e.net.lay, m, e.m); err != nil {
 		return fmt.Errorf("nn: optimizer state: %w", err)

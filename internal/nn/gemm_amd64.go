@@ -3,6 +3,7 @@
 package nn
 
 import (
+	"os"
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
@@ -10,26 +11,53 @@ import (
 
 var (
 	useAsm  = cpu.X86.HasAVX2 && cpu.X86.HasFMA
-	asmName = "avx2+fma"
+	use512  = useAsm && cpu.X86.HasAVX512F && !noAVX512
+	asmName = func() string {
+		if use512 {
+			return "avx512f+avx2+fma"
+		}
+		return "avx2+fma"
+	}()
 )
 
+// noAVX512 is set by the environment variable MODAX_NO_AVX512=1 (to compare
+// the AVX2 kernels on AVX-512 machines).
+var noAVX512 = os.Getenv("MODAX_NO_AVX512") == "1"
+
 //go:noescape
-func kern4x16avx2(k int, a, b, c unsafe.Pointer, ldc int, acc bool)
+func kern4x16avx2(k int, a unsafe.Pointer, astride int, b, c unsafe.Pointer, ldc int, acc bool)
+
+//go:noescape
+func kern1x16avx512(k int, a unsafe.Pointer, astride int, b, c unsafe.Pointer, acc bool)
 
 //go:noescape
 func kern1x16avx2(k int, a unsafe.Pointer, astride int, b, c unsafe.Pointer, acc bool)
 
+//go:noescape
+func kern4x32avx512(k int, a unsafe.Pointer, astride int, b0, b1, c unsafe.Pointer, ldc int, acc bool)
+
+// kernel4x32 computes the 4×32 tile c (+)= A·[B0 B1] from an A panel whose
+// four values of step k start at a[k*astride] (astride mr when packed) and
+// two packed B panels (AVX-512 machines only; see use512).
+func kernel4x32(kb int, a []float32, astride int, b0, b1, c []float32, ldc int, acc bool) {
+	_ = a[(kb-1)*astride+mr-1]
+	_ = b0[kb*nr-1]
+	_ = b1[kb*nr-1]
+	_ = c[(mr-1)*ldc+2*nr-1]
+	kern4x32avx512(kb, unsafe.Pointer(&a[0]), astride, unsafe.Pointer(&b0[0]), unsafe.Pointer(&b1[0]), unsafe.Pointer(&c[0]), ldc, acc)
+}
+
 // kernel4x16 computes the 4×16 tile c (leading dimension ldc) (+)= A·B from
 // packed panels a (kb×mr) and b (kb×nr). Callers guarantee the bounds.
-func kernel4x16(kb int, a, b, c []float32, ldc int, acc bool) {
+func kernel4x16(kb int, a []float32, astride int, b, c []float32, ldc int, acc bool) {
 	if !useAsm {
-		gemmKernelGo(kb, a, b, c, ldc, acc)
+		gemmKernelGo(kb, a, astride, b, c, ldc, acc)
 		return
 	}
-	_ = a[kb*mr-1]
+	_ = a[(kb-1)*astride+mr-1]
 	_ = b[kb*nr-1]
 	_ = c[(mr-1)*ldc+nr-1]
-	kern4x16avx2(kb, unsafe.Pointer(&a[0]), unsafe.Pointer(&b[0]), unsafe.Pointer(&c[0]), ldc, acc)
+	kern4x16avx2(kb, unsafe.Pointer(&a[0]), astride, unsafe.Pointer(&b[0]), unsafe.Pointer(&c[0]), ldc, acc)
 }
 
 // kernel1x16 computes one row: c[0:16] (+)= a[0], a[astride], ... times b.
@@ -41,5 +69,9 @@ func kernel1x16(kb int, a []float32, astride int, b, c []float32, acc bool) {
 	_ = a[(kb-1)*astride]
 	_ = b[kb*nr-1]
 	_ = c[nr-1]
+	if use512 {
+		kern1x16avx512(kb, unsafe.Pointer(&a[0]), astride, unsafe.Pointer(&b[0]), unsafe.Pointer(&c[0]), acc)
+		return
+	}
 	kern1x16avx2(kb, unsafe.Pointer(&a[0]), astride, unsafe.Pointer(&b[0]), unsafe.Pointer(&c[0]), acc)
 }

@@ -2,14 +2,17 @@
 
 #include "textflag.h"
 
-// func kern4x16avx2(k int, a, b, c unsafe.Pointer, ldc int, acc bool)
-// C[0:4][0:16] (+)= sum over k of a[k*4+r] * b[k*16+j]; ldc in elements.
-TEXT ·kern4x16avx2(SB), NOSPLIT, $0-41
+// func kern4x16avx2(k int, a unsafe.Pointer, astride int, b, c unsafe.Pointer, ldc int, acc bool)
+// C[0:4][0:16] (+)= sum over k of a[k*astride+r] * b[k*16+j]; astride and
+// ldc in elements (astride 4 for a packed A panel).
+TEXT ·kern4x16avx2(SB), NOSPLIT, $0-49
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
-	MOVQ b+16(FP), DI
-	MOVQ c+24(FP), DX
-	MOVQ ldc+32(FP), R8
+	MOVQ astride+16(FP), R9
+	SHLQ $2, R9
+	MOVQ b+24(FP), DI
+	MOVQ c+32(FP), DX
+	MOVQ ldc+40(FP), R8
 	SHLQ $2, R8
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
@@ -37,21 +40,22 @@ k4loop2:
 	VBROADCASTSS 12(SI), Y13
 	VFMADD231PS  Y8, Y13, Y6
 	VFMADD231PS  Y9, Y13, Y7
+	ADDQ         R9, SI
 	VMOVUPS      64(DI), Y8
 	VMOVUPS      96(DI), Y9
-	VBROADCASTSS 16(SI), Y10
+	VBROADCASTSS (SI), Y10
 	VFMADD231PS  Y8, Y10, Y0
 	VFMADD231PS  Y9, Y10, Y1
-	VBROADCASTSS 20(SI), Y11
+	VBROADCASTSS 4(SI), Y11
 	VFMADD231PS  Y8, Y11, Y2
 	VFMADD231PS  Y9, Y11, Y3
-	VBROADCASTSS 24(SI), Y12
+	VBROADCASTSS 8(SI), Y12
 	VFMADD231PS  Y8, Y12, Y4
 	VFMADD231PS  Y9, Y12, Y5
-	VBROADCASTSS 28(SI), Y13
+	VBROADCASTSS 12(SI), Y13
 	VFMADD231PS  Y8, Y13, Y6
 	VFMADD231PS  Y9, Y13, Y7
-	ADDQ         $32, SI
+	ADDQ         R9, SI
 	ADDQ         $128, DI
 	SUBQ         $2, CX
 	CMPQ         CX, $2
@@ -76,7 +80,7 @@ k4tail:
 	VFMADD231PS  Y9, Y13, Y7
 
 k4store:
-	MOVBLZX acc+40(FP), AX
+	MOVBLZX acc+48(FP), AX
 	TESTL   AX, AX
 	JZ      k4put
 	VADDPS  (DX), Y0, Y0
@@ -187,5 +191,205 @@ k1sum:
 k1put:
 	VMOVUPS Y0, (DX)
 	VMOVUPS Y1, 32(DX)
+	VZEROUPPER
+	RET
+
+// func kern4x32avx512(k int, a unsafe.Pointer, astride int, b0, b1, c unsafe.Pointer, ldc int, acc bool)
+// C[0:4][0:32] (+)= A·[B0 B1] for two adjacent packed 16-column B panels;
+// A's rows for step k start at a + k*astride (elements).
+TEXT ·kern4x32avx512(SB), NOSPLIT, $0-57
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ astride+16(FP), R9
+	SHLQ $2, R9
+	MOVQ b0+24(FP), DI
+	MOVQ b1+32(FP), BX
+	MOVQ c+40(FP), DX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	CMPQ CX, $2
+	JL   z4tail
+
+z4loop2:
+	VMOVUPS      (DI), Z8
+	VMOVUPS      (BX), Z9
+	VBROADCASTSS (SI), Z10
+	VFMADD231PS  Z8, Z10, Z0
+	VFMADD231PS  Z9, Z10, Z1
+	VBROADCASTSS 4(SI), Z11
+	VFMADD231PS  Z8, Z11, Z2
+	VFMADD231PS  Z9, Z11, Z3
+	VBROADCASTSS 8(SI), Z12
+	VFMADD231PS  Z8, Z12, Z4
+	VFMADD231PS  Z9, Z12, Z5
+	VBROADCASTSS 12(SI), Z13
+	VFMADD231PS  Z8, Z13, Z6
+	VFMADD231PS  Z9, Z13, Z7
+	ADDQ         R9, SI
+	VMOVUPS      64(DI), Z14
+	VMOVUPS      64(BX), Z15
+	VBROADCASTSS (SI), Z16
+	VFMADD231PS  Z14, Z16, Z0
+	VFMADD231PS  Z15, Z16, Z1
+	VBROADCASTSS 4(SI), Z17
+	VFMADD231PS  Z14, Z17, Z2
+	VFMADD231PS  Z15, Z17, Z3
+	VBROADCASTSS 8(SI), Z18
+	VFMADD231PS  Z14, Z18, Z4
+	VFMADD231PS  Z15, Z18, Z5
+	VBROADCASTSS 12(SI), Z19
+	VFMADD231PS  Z14, Z19, Z6
+	VFMADD231PS  Z15, Z19, Z7
+	ADDQ         R9, SI
+	ADDQ         $128, DI
+	ADDQ         $128, BX
+	SUBQ         $2, CX
+	CMPQ         CX, $2
+	JGE          z4loop2
+
+z4tail:
+	TESTQ CX, CX
+	JZ    z4store
+	VMOVUPS      (DI), Z8
+	VMOVUPS      (BX), Z9
+	VBROADCASTSS (SI), Z10
+	VFMADD231PS  Z8, Z10, Z0
+	VFMADD231PS  Z9, Z10, Z1
+	VBROADCASTSS 4(SI), Z11
+	VFMADD231PS  Z8, Z11, Z2
+	VFMADD231PS  Z9, Z11, Z3
+	VBROADCASTSS 8(SI), Z12
+	VFMADD231PS  Z8, Z12, Z4
+	VFMADD231PS  Z9, Z12, Z5
+	VBROADCASTSS 12(SI), Z13
+	VFMADD231PS  Z8, Z13, Z6
+	VFMADD231PS  Z9, Z13, Z7
+
+z4store:
+	MOVBLZX acc+56(FP), AX
+	TESTL   AX, AX
+	JZ      z4put
+	VADDPS  (DX), Z0, Z0
+	VADDPS  64(DX), Z1, Z1
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VADDPS  64(DX), Z3, Z3
+	VMOVUPS Z2, (DX)
+	VMOVUPS Z3, 64(DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z4, Z4
+	VADDPS  64(DX), Z5, Z5
+	VMOVUPS Z4, (DX)
+	VMOVUPS Z5, 64(DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z6, Z6
+	VADDPS  64(DX), Z7, Z7
+	VMOVUPS Z6, (DX)
+	VMOVUPS Z7, 64(DX)
+	VZEROUPPER
+	RET
+
+z4put:
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	VMOVUPS Z3, 64(DX)
+	ADDQ    R8, DX
+	VMOVUPS Z4, (DX)
+	VMOVUPS Z5, 64(DX)
+	ADDQ    R8, DX
+	VMOVUPS Z6, (DX)
+	VMOVUPS Z7, 64(DX)
+	VZEROUPPER
+	RET
+
+// func kern1x16avx512(k int, a unsafe.Pointer, astride int, b, c unsafe.Pointer, acc bool)
+// kern1x16avx2 with one 64-byte load and FMA per step (four accumulators).
+TEXT ·kern1x16avx512(SB), NOSPLIT, $0-41
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ astride+16(FP), R9
+	SHLQ $2, R9
+	MOVQ b+24(FP), DI
+	MOVQ c+32(FP), DX
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	CMPQ CX, $8
+	JL   z1tail
+
+z1loop8:
+	VBROADCASTSS (SI), Z8
+	VFMADD231PS  (DI), Z8, Z0
+	ADDQ         R9, SI
+	VBROADCASTSS (SI), Z9
+	VFMADD231PS  64(DI), Z9, Z1
+	ADDQ         R9, SI
+	VBROADCASTSS (SI), Z10
+	VFMADD231PS  128(DI), Z10, Z2
+	ADDQ         R9, SI
+	VBROADCASTSS (SI), Z11
+	VFMADD231PS  192(DI), Z11, Z3
+	ADDQ         R9, SI
+	VBROADCASTSS (SI), Z12
+	VFMADD231PS  256(DI), Z12, Z4
+	ADDQ         R9, SI
+	VBROADCASTSS (SI), Z13
+	VFMADD231PS  320(DI), Z13, Z5
+	ADDQ         R9, SI
+	VBROADCASTSS (SI), Z14
+	VFMADD231PS  384(DI), Z14, Z6
+	ADDQ         R9, SI
+	VBROADCASTSS (SI), Z15
+	VFMADD231PS  448(DI), Z15, Z7
+	ADDQ         R9, SI
+	ADDQ         $512, DI
+	SUBQ         $8, CX
+	CMPQ         CX, $8
+	JGE          z1loop8
+
+z1tail:
+	TESTQ CX, CX
+	JZ    z1sum
+
+z1loop1:
+	VBROADCASTSS (SI), Z8
+	VFMADD231PS  (DI), Z8, Z0
+	ADDQ         R9, SI
+	ADDQ         $64, DI
+	DECQ         CX
+	JNZ          z1loop1
+
+z1sum:
+	VADDPS Z1, Z0, Z0
+	VADDPS Z3, Z2, Z2
+	VADDPS Z5, Z4, Z4
+	VADDPS Z7, Z6, Z6
+	VADDPS Z2, Z0, Z0
+	VADDPS Z6, Z4, Z4
+	VADDPS Z4, Z0, Z0
+	MOVBLZX acc+40(FP), AX
+	TESTL   AX, AX
+	JZ      z1put
+	VADDPS  (DX), Z0, Z0
+
+z1put:
+	VMOVUPS Z0, (DX)
 	VZEROUPPER
 	RET

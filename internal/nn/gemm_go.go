@@ -150,6 +150,12 @@ func packB(dst []float32, trans bool, b []float32, ldb, k0, kb, n int) {
 		cn := min(nr, n-j0)
 		pd := dst[p*kb*nr : (p+1)*kb*nr]
 		if !trans {
+			if cn == nr {
+				for kk := range kb {
+					*(*[nr]float32)(pd[kk*nr:]) = *(*[nr]float32)(b[(k0+kk)*ldb+j0:])
+				}
+				continue
+			}
 			for kk := range kb {
 				row := b[(k0+kk)*ldb+j0 : (k0+kk)*ldb+j0+cn]
 				d := pd[kk*nr : kk*nr+nr]
@@ -179,23 +185,44 @@ func packA(dst []float32, trans bool, a []float32, lda, i0, mb, k0, kb int) {
 		clear(dst[(npa-1)*kb*mr : npa*kb*mr])
 	}
 	if trans {
+		// Four panels (one 64-byte line of a row of A) at a time: reads and
+		// writes both stay sequential enough for the caches.
 		full := mb / mr
-		for kk := range kb {
-			row := a[(k0+kk)*lda+i0 : (k0+kk)*lda+i0+mb]
-			for q := range full {
-				d := dst[q*kb*mr+kk*mr : q*kb*mr+kk*mr+mr]
-				s := row[q*mr : q*mr+mr]
-				d[0], d[1], d[2], d[3] = s[0], s[1], s[2], s[3]
+		for q0 := 0; q0 < full; q0 += 4 {
+			q1 := min(q0+4, full)
+			for kk := range kb {
+				row := a[(k0+kk)*lda+i0:]
+				for q := q0; q < q1; q++ {
+					*(*[mr]float32)(dst[q*kb*mr+kk*mr:]) = *(*[mr]float32)(row[q*mr:])
+				}
 			}
-			for i := full * mr; i < mb; i++ {
-				dst[full*kb*mr+kk*mr+i-full*mr] = row[i]
+		}
+		if full*mr < mb {
+			for kk := range kb {
+				row := a[(k0+kk)*lda+i0 : (k0+kk)*lda+i0+mb]
+				for i := full * mr; i < mb; i++ {
+					dst[full*kb*mr+kk*mr+i-full*mr] = row[i]
+				}
 			}
 		}
 		return
 	}
-	for i := range mb {
-		q, rr := i/mr, i%mr
+	full := mb / mr
+	for q := range full {
+		base := (i0 + q*mr) * lda
+		r0 := a[base+k0 : base+k0+kb]
+		r1 := a[base+lda+k0 : base+lda+k0+kb]
+		r2 := a[base+2*lda+k0 : base+2*lda+k0+kb]
+		r3 := a[base+3*lda+k0 : base+3*lda+k0+kb]
 		d := dst[q*kb*mr : (q+1)*kb*mr]
+		for kk := range r0 {
+			e := d[kk*mr : kk*mr+mr : kk*mr+mr]
+			e[0], e[1], e[2], e[3] = r0[kk], r1[kk], r2[kk], r3[kk]
+		}
+	}
+	for i := full * mr; i < mb; i++ {
+		rr := i - full*mr
+		d := dst[full*kb*mr : (full+1)*kb*mr]
 		src := a[(i0+i)*lda+k0 : (i0+i)*lda+k0+kb]
 		for kk, v := range src {
 			d[kk*mr+rr] = v
@@ -214,47 +241,103 @@ func (g *goBLAS) macro(tA bool, m, n, kb int, a []float32, lda, k0 int, bp []flo
 	for i0 := 0; i0 < m; i0 += mcBlock {
 		mb := min(mcBlock, m-i0)
 		npa := (mb + mr - 1) / mr
+		// op(A) = Aᵀ: step k's four values of a row panel are contiguous in
+		// A's row k, so full panels are read in place (packing Aᵀ costs as
+		// much as the product here); only a partial last panel is packed.
+		direct := tA && useAsm
 		g.apack = grow32(g.apack, npa*kb*mr)
-		packA(g.apack, tA, a, lda, i0, mb, k0, kb)
-		for p := range np {
+		if mb == 1 {
+			// One row (single-window inference): the row kernel reads A
+			// in place.
+			as := 1
+			if tA {
+				as = lda
+			}
+			ai := a[i0*lda+k0:]
+			if tA {
+				ai = a[k0*lda+i0:]
+			}
+			for p := range np {
+				j0 := p * nr
+				cn := min(nr, n-j0)
+				pb := bp[p*kb*nr : (p+1)*kb*nr]
+				if cn == nr {
+					kernel1x16(kb, ai, as, pb, c[i0*ldc+j0:], acc)
+					continue
+				}
+				packA(g.apack, tA, a, lda, i0, 1, k0, kb)
+				g.edge(kb, g.apack, mr, pb, c, i0, 1, j0, cn, ldc, acc)
+			}
+			continue
+		}
+		if direct {
+			if mb%mr != 0 {
+				q := npa - 1
+				packA(g.apack[q*kb*mr:], tA, a, lda, i0+q*mr, mb-q*mr, k0, kb)
+			}
+		} else {
+			packA(g.apack, tA, a, lda, i0, mb, k0, kb)
+		}
+		for p := 0; p < np; p++ {
 			j0 := p * nr
 			cn := min(nr, n-j0)
 			pb := bp[p*kb*nr : (p+1)*kb*nr]
+			// AVX-512: two full panels at a time for the full row panels.
+			pair := use512 && p+1 < np && n-j0 >= 2*nr
 			for q := range npa {
-				pa := g.apack[q*kb*mr : (q+1)*kb*mr]
+				pa, as := g.apack[q*kb*mr:(q+1)*kb*mr], mr
 				ri := i0 + q*mr
 				r := min(mr, m-ri)
-				switch {
-				case r == mr && cn == nr:
-					kernel4x16(kb, pa, pb, c[ri*ldc+j0:], ldc, acc)
-				case r == 1 && cn == nr:
-					kernel1x16(kb, pa, mr, pb, c[ri*ldc+j0:], acc)
-				default:
-					kernel4x16(kb, pa, pb, g.tile[:], nr, false)
-					for rr := range r {
-						ci := c[(ri+rr)*ldc+j0 : (ri+rr)*ldc+j0+cn]
-						ti := g.tile[rr*nr : rr*nr+cn]
-						if acc {
-							for j := range ci {
-								ci[j] += ti[j]
-							}
-						} else {
-							copy(ci, ti)
-						}
-					}
+				if direct && r == mr {
+					pa, as = a[k0*lda+ri:], lda
 				}
+				switch {
+				case pair && r == mr:
+					kernel4x32(kb, pa, as, pb, bp[(p+1)*kb*nr:(p+2)*kb*nr], c[ri*ldc+j0:], ldc, acc)
+				case pair:
+					g.edge(kb, pa, as, pb, c, ri, r, j0, nr, ldc, acc)
+					g.edge(kb, pa, as, bp[(p+1)*kb*nr:(p+2)*kb*nr], c, ri, r, j0+nr, nr, ldc, acc)
+				case r == mr && cn == nr:
+					kernel4x16(kb, pa, as, pb, c[ri*ldc+j0:], ldc, acc)
+				default:
+					g.edge(kb, pa, as, pb, c, ri, r, j0, cn, ldc, acc)
+				}
+			}
+			if pair {
+				p++
 			}
 		}
 	}
 }
 
+// edge computes a partial tile (r < mr rows or cn < nr columns) at C[ri][j0].
+func (g *goBLAS) edge(kb int, pa []float32, as int, pb, c []float32, ri, r, j0, cn, ldc int, acc bool) {
+	if r == 1 && cn == nr {
+		kernel1x16(kb, pa, as, pb, c[ri*ldc+j0:], acc)
+		return
+	}
+	kernel4x16(kb, pa, as, pb, g.tile[:], nr, false)
+	for rr := range r {
+		ci := c[(ri+rr)*ldc+j0 : (ri+rr)*ldc+j0+cn]
+		ti := g.tile[rr*nr : rr*nr+cn]
+		if acc {
+			for j := range ci {
+				ci[j] += ti[j]
+			}
+		} else {
+			copy(ci, ti)
+		}
+	}
+}
+
 // gemmKernelGo is the portable 4×16 micro-kernel: C[0:4][0:16] (+)= A·B for
-// one packed A panel (kb×mr) and one packed B panel (kb×nr).
-func gemmKernelGo(kb int, a, b, c []float32, ldc int, acc bool) {
+// one A panel (step k's four values at a[k*astride]; astride mr when packed)
+// and one packed B panel (kb×nr).
+func gemmKernelGo(kb int, a []float32, astride int, b, c []float32, ldc int, acc bool) {
 	var t [mr * nr]float32
 	for kk := range kb {
 		bk := b[kk*nr : kk*nr+nr]
-		ak := a[kk*mr : kk*mr+mr]
+		ak := a[kk*astride : kk*astride+mr]
 		for r, av := range ak {
 			tr := t[r*nr : r*nr+nr]
 			for j, bv := range bk {

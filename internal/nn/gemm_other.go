@@ -4,10 +4,17 @@ package nn
 
 const (
 	useAsm  = false
+	use512  = false
 	asmName = ""
 )
 
-func kernel4x16(kb int, a, b, c []float32, ldc int, acc bool) { gemmKernelGo(kb, a, b, c, ldc, acc) }
+func kernel4x32(kb int, a []float32, astride int, b0, b1, c []float32, ldc int, acc bool) {
+	panic("nn: kernel4x32 without AVX-512")
+}
+
+func kernel4x16(kb int, a []float32, astride int, b, c []float32, ldc int, acc bool) {
+	gemmKernelGo(kb, a, astride, b, c, ldc, acc)
+}
 
 func kernel1x16(kb int, a []float32, astride int, b, c []float32, acc bool) {
 	gemvKernelGo(kb, a, astride, b, c, acc)
@@ -24,3 +31,5 @@ func tanhVec(dst, src []float32) {
 		dst[i] = 1 - 2/(expf(2*x)+1)
 	}
 }
+
+func cellBackwardRow32(g, cp, tc, dho, dh, dc, dG []float32, H int) bool { return false }

@@ -33,11 +33,6 @@ func newLayout(arch model.Arch) layout {
 	return l
 }
 
-// view returns tensor i of a flat vector.
-func (l *layout) view(v []float32, i int) []float32 {
-	return v[l.off[i] : l.off[i]+model.Size(l.spec[i].Shape)]
-}
-
 // Tensor indices in the flat vector.
 func (l *layout) wih(k int) int { return 4 * k }
 func (l *layout) whh(k int) int { return 4*k + 1 }
@@ -159,7 +154,6 @@ type worker[T Float] struct {
 	inferG          []T   // inference: gates of one layer [T][b][4H]
 	inferH          [2][]T
 	inferC, inferTC []T
-	loss            float64
 }
 
 func newWorker[T Float](n *net[T], be blas[T]) *worker[T] {
@@ -467,6 +461,16 @@ func (w *worker[T]) backward(B, j0, b, Tn int, masks *Masks) {
 func cellBackward[T Float](g, cPrev, tc, dHo, dh, dc, dG []T, b, H int) {
 	G := 4 * H
 	for j := range b {
+		if is32[T]() {
+			var cp []float32
+			if cPrev != nil {
+				cp = f32(cPrev[j*H : (j+1)*H])
+			}
+			if cellBackwardRow32(f32(g[j*G:(j+1)*G]), cp, f32(tc[j*H:(j+1)*H]), f32(dHo[j*H:(j+1)*H]),
+				f32(dh[j*H:(j+1)*H]), f32(dc[j*H:(j+1)*H]), f32(dG[j*G:(j+1)*G]), H) {
+				continue
+			}
+		}
 		gr := g[j*G : (j+1)*G]
 		gi, gf, gg, gov := gr[:H], gr[H:2*H], gr[2*H:3*H], gr[3*H:G]
 		dgr := dG[j*G : (j+1)*G]

@@ -1,0 +1,121 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime/debug"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/modax/modax-ml/internal/dataset"
+	"github.com/modax/modax-ml/internal/exitcode"
+)
+
+// split holds the windows of one split in memory: x [n][T][F] scaled inputs
+// (as stored), rul the targets in hours.
+type split struct {
+	n   int
+	x   []float32
+	rul []float32
+}
+
+// data is what training reads from a windows file.
+type data struct {
+	loc   string
+	meta  dataset.WindowsMeta
+	t, f  int
+	train split
+	val   split
+}
+
+// loadWindows reads the train and val splits of a windows file. It makes two
+// passes: the first reads only the split column to size the arrays exactly
+// (so the peak memory is the windows kept plus one record batch), the second
+// reads x and the targets. NaN or infinite values are errors naming the row.
+func loadWindows(ctx context.Context, loc, valSplit string) (*data, error) {
+	r, err := dataset.Open(loc, dataset.KindWindows)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	wm, err := dataset.ReadWindowsMeta(loc, r.Meta())
+	if err != nil {
+		return nil, err
+	}
+	d := &data{loc: loc, meta: wm, t: wm.Window, f: len(wm.Features)}
+	if d.t < 1 || d.f < 1 {
+		return nil, fmt.Errorf("%w: %s: window %d × %d features", exitcode.ErrValidation, loc, d.t, d.f)
+	}
+	for rec, err := range r.Batches(ctx, dataset.ColSplit) {
+		if err != nil {
+			return nil, err
+		}
+		sp := rec.Column(0).(*array.String)
+		for i := range sp.Len() {
+			switch sp.Value(i) {
+			case dataset.SplitTrain:
+				d.train.n++
+			case valSplit:
+				d.val.n++
+			}
+		}
+	}
+	size := d.t * d.f
+	// The windows are one large pointer-free allocation that stays live; with
+	// the default GOGC the collector would let the reader's garbage grow to
+	// as much again before collecting. A low GOGC while reading keeps the
+	// peak near the data size (marking pointer-free memory costs little).
+	defer debug.SetGCPercent(debug.SetGCPercent(10))
+	d.train.x, d.train.rul = make([]float32, 0, d.train.n*size), make([]float32, 0, d.train.n)
+	d.val.x, d.val.rul = make([]float32, 0, d.val.n*size), make([]float32, 0, d.val.n)
+	row := 0
+	for rec, err := range r.Batches(ctx, dataset.ColDevice, dataset.ColRUL, dataset.ColSplit, dataset.ColX) {
+		if err != nil {
+			return nil, err
+		}
+		dv := rec.Column(0).(*array.String)
+		rul := rec.Column(1).(*array.Float64)
+		sp := rec.Column(2).(*array.String)
+		xl := rec.Column(3).(*array.FixedSizeList)
+		xv := xl.ListValues().(*array.Float32).Float32Values()
+		off := xl.Offset()
+		for i := range int(rec.NumRows()) {
+			row++
+			var s *split
+			switch sp.Value(i) {
+			case dataset.SplitTrain:
+				s = &d.train
+			case valSplit:
+				s = &d.val
+			default:
+				continue
+			}
+			bad := func(what string) error {
+				return fmt.Errorf("%w: %s: row %d (device %s, split %s): %s", exitcode.ErrValidation, loc, row, dv.Value(i), sp.Value(i), what)
+			}
+			y := rul.Value(i)
+			if rul.IsNull(i) || math.IsNaN(y) || math.IsInf(y, 0) {
+				return nil, bad(fmt.Sprintf("%s is %v", dataset.ColRUL, y))
+			}
+			if xl.IsNull(i) {
+				return nil, bad("x is null")
+			}
+			xs := xv[(off+i)*size : (off+i+1)*size]
+			for j, v := range xs {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					return nil, bad(fmt.Sprintf("x is %v at step %d of feature %s", v, j/d.f, wm.Features[j%d.f]))
+				}
+			}
+			s.x = append(s.x, xs...)
+			s.rul = append(s.rul, float32(y))
+		}
+	}
+	return d, nil
+}
+
+// xAt returns the values of window i of s.
+func (d *data) xAt(s *split, i int) []float32 {
+	n := d.t * d.f
+	return s.x[i*n : (i+1)*n]
+}
