@@ -68,6 +68,12 @@ bench-train:
 bench-predict:
 	scripts/bench-predict.sh
 
+## cmapss: the C-MAPSS recipe on one subset (CMAPSS_DIR=folder SUBSET=FD001 SEEDS=5); last line: one JSON object
+SUBSET ?= FD001
+SEEDS  ?= 5
+cmapss: build
+	@CMAPSS_DIR='$(CMAPSS_DIR)' SUBSET='$(SUBSET)' SEEDS='$(SEEDS)' BIN='$(BIN)' scripts/cmapss.sh
+
 ## fuzz: each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s
 fuzz:
