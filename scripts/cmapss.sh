@@ -12,12 +12,14 @@
 # condition (features --condition-columns setting_1,setting_2,setting_3), and their
 # windows are shorter (20 and 15 cycles, as Li et al. 2018) because some test units
 # have fewer than 30 cycles. WINDOW=n overrides; CONFIG, OUT and BIN name the config
-# (examples/cmapss-fd001.yaml), the run folder (runs/cmapss-<subset>) and the binary.
+# (examples/cmapss-fd001.yaml), the run folder (runs/cmapss-<subset>) and the binary,
+# relative to the repository; SUMMARY the summary command (go run ./tools/cmapss-summary).
 set -eu
 : "${CMAPSS_DIR:?set CMAPSS_DIR to the folder holding train_FD00x.txt, test_FD00x.txt and RUL_FD00x.txt}"
 SUBSET=${SUBSET:-FD001}
 SEEDS=${SEEDS:-5}
 BIN=${BIN:-bin/modax-ml}
+SUMMARY=${SUMMARY:-go run ./tools/cmapss-summary}
 CONFIG=${CONFIG:-examples/cmapss-fd001.yaml}
 OUT=${OUT:-runs/cmapss-$SUBSET}
 dir=$(cd "$CMAPSS_DIR" && pwd)
@@ -51,5 +53,5 @@ while [ "$seed" -le "$SEEDS" ]; do
 	metrics="$metrics $OUT/metrics-s$seed.json"
 	seed=$((seed + 1))
 done
-# shellcheck disable=SC2086 # one argument per seed
-go run ./tools/cmapss-summary -subset "$SUBSET" $metrics
+# shellcheck disable=SC2086 # one argument per seed; SUMMARY may be several words
+$SUMMARY -subset "$SUBSET" $metrics

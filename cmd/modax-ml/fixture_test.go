@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/modax/modax-ml/evaluate"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/infer"
 	"github.com/modax/modax-ml/internal/model"
@@ -176,4 +178,26 @@ func fixtureModelFor(windows, out string) error {
 	}
 	return model.Save(out, &model.Checkpoint{Params: p, Info: model.Info{Arch: p.Arch, Features: wm.Features, Window: wm.Window,
 		Scaler: wm.Scaler, Horizon: wm.Horizon, Thresholds: wm.Thresholds, ModelVersion: "untrained"}})
+}
+
+// cmapssSummaryMain is tools/cmapss-summary for the testscript stories:
+// cmapss-summary -subset NAME metrics.json...
+func cmapssSummaryMain() int {
+	args := os.Args[1:]
+	subset := "FD001"
+	if len(args) >= 2 && args[0] == "-subset" {
+		subset, args = args[1], args[2:]
+	}
+	s, err := evaluate.SummarizeSeeds(subset, args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cmapss-summary:", err)
+		return 1
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cmapss-summary:", err)
+		return 1
+	}
+	fmt.Println(string(b))
+	return 0
 }
