@@ -22,7 +22,7 @@ TESTENV  := scripts/testenv.sh
 PKGS     := ./...
 TESTFLAGS ?= -count=1 -timeout 25m
 
-.PHONY: all build run test race e2e lint vet fmt bench bench-train fuzz cover cmapss clean
+.PHONY: all build run test race e2e lint vet fmt bench bench-predict bench-train fuzz cover cmapss clean
 
 all: build
 
@@ -63,6 +63,16 @@ bench:
 ## bench-train: the fused engine (pure Go and OpenBLAS) next to PyTorch, same machine, same run
 bench-train:
 	$(TESTENV) scripts/bench-train.sh
+
+## bench-predict: native forward vs ONNX Runtime (one thread) and `modax-ml predict` end to end
+bench-predict:
+	scripts/bench-predict.sh
+
+## cmapss: the C-MAPSS recipe on one subset (CMAPSS_DIR=folder SUBSET=FD001 SEEDS=5); last line: one JSON object
+SUBSET ?= FD001
+SEEDS  ?= 5
+cmapss: build
+	@CMAPSS_DIR='$(CMAPSS_DIR)' SUBSET='$(SUBSET)' SEEDS='$(SEEDS)' BIN='$(BIN)' scripts/cmapss.sh
 
 ## fuzz: each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s

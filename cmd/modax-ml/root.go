@@ -111,6 +111,8 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 
 	root.AddCommand(
 		newConfigCmd(a),
+		newEvaluateCmd(a),
+		newPredictCmd(a),
 		newExportCmd(a),
 		newDeployCmd(a),
 		newVersionCmd(a),

@@ -19,7 +19,10 @@ import (
 // TestMain lets testscript run the CLI in-process as the "modax-ml" command.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"modax-ml": func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+		"modax-ml":    func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+		"evalfixture": func() { os.Exit(fixtureMain()) },
+		// The C-MAPSS recipe's summary (tools/cmapss-summary) for the cmapss story.
+		"cmapss-summary": func() { os.Exit(cmapssSummaryMain()) },
 	})
 }
 

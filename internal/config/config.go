@@ -11,12 +11,14 @@ import (
 
 	"github.com/modax/modax-ml/collect"
 	"github.com/modax/modax-ml/deploy"
+	"github.com/modax/modax-ml/evaluate"
 	"github.com/modax/modax-ml/export"
 	"github.com/modax/modax-ml/features"
 	"github.com/modax/modax-ml/internal/pg"
 	"github.com/modax/modax-ml/internal/tracking"
 	"github.com/modax/modax-ml/label"
 	"github.com/modax/modax-ml/monitor"
+	"github.com/modax/modax-ml/predict"
 	"github.com/modax/modax-ml/train"
 	"github.com/modax/modax-ml/validate"
 )
@@ -37,6 +39,8 @@ type Config struct {
 	Validate validate.Options `yaml:"validate"`
 	Label    label.Options    `yaml:"label"`
 	Features features.Options `yaml:"features"`
+	Predict  predict.Options  `yaml:"predict"`
+	Evaluate evaluate.Options `yaml:"evaluate"`
 	Tracking tracking.Config  `yaml:"tracking"`
 	Train    train.Options    `yaml:"train"`
 	Export   export.Options   `yaml:"export"`
@@ -72,6 +76,8 @@ func Default() Config {
 		Output: "text",
 		DB:     pg.DefaultConfig(),
 
+		Predict:  predict.DefaultOptions(),
+		Evaluate: evaluate.DefaultOptions(),
 		Collect:  collect.DefaultOptions(),
 		Tracking: tracking.DefaultConfig(),
 		Validate: validate.DefaultOptions(),

@@ -1,0 +1,85 @@
+package evaluate
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/modax/modax-ml/internal/dataset"
+)
+
+// MetricsSchema is the schema name of metrics.json.
+const MetricsSchema = "modax.metrics/v1"
+
+// FileRef names a file with its content hash.
+type FileRef struct {
+	Path         string `json:"path"`
+	SHA256       string `json:"sha256"`
+	ModelVersion string `json:"model_version,omitempty"`
+}
+
+// Metrics is the content of metrics.json (CONTRACTS.md): the keys
+// splits.<split>.mae|rmse|score|n and model.sha256 are read by deploy and
+// monitor. Undefined values are null.
+type Metrics struct {
+	Schema      string `json:"schema"`
+	CreatedAt   string `json:"created_at"`
+	RunID       string `json:"run_id,omitempty"`
+	ToolVersion string `json:"tool_version,omitempty"`
+	// Model is the checkpoint that made the predictions (null when unknown).
+	Model       *FileRef `json:"model"`
+	Predictions *FileRef `json:"predictions"`
+	Windows     *FileRef `json:"windows"`
+
+	Thresholds             dataset.Thresholds `json:"thresholds"`
+	HorizonHours           Float              `json:"horizon_hours"`
+	CriticalToleranceHours float64            `json:"critical_tolerance_hours"`
+
+	Splits    map[string]*SplitMetrics `json:"splits"`
+	PerDevice []DeviceMetrics          `json:"per_device"`
+	// Definitions says what each metric means, so the file reads on its own.
+	Definitions map[string]string `json:"definitions"`
+}
+
+// Definitions of the metrics as written to metrics.json.
+var Definitions = map[string]string{
+	"n":                 "samples with a known true RUL",
+	"mae":               "mean |pred - true| in hours, true = RUL capped at the horizon (what the model was trained on)",
+	"rmse":              "sqrt(mean (pred - true)^2) in hours, capped truth",
+	"r2":                "1 - SS_res/SS_tot; null when the truth is constant (SS_tot = 0)",
+	"bias":              "mean(pred - true); > 0 means too much life predicted on average",
+	"score":             "PHM08 asymmetric score: sum of exp(-d/13)-1 for d < 0 and exp(d/10)-1 for d >= 0, d = pred - true; a sum, so only comparable over the same samples",
+	"score_mean":        "score / n",
+	"early_rate":        "share of predictions with pred < true (failure expected before it happens; the safe side). The design's code called pred > true 'early': that is the late case",
+	"late_rate":         "share of predictions with pred > true (the failure comes before the model expects it)",
+	"exact_rate":        "share with pred == true",
+	"*_raw":             "the same against the raw (uncapped) RUL, on the n_raw samples where it is known (not censored)",
+	"critical_accuracy": "of the critical_n samples with true RUL < thresholds.critical_hours, the share with |pred - true| < critical_tolerance_hours; null when critical_n = 0",
+	"classification":    "health classes from the thresholds applied to true and predicted RUL (critical < critical_hours <= warning < warning_hours <= normal); confusion rows = true class, columns = predicted class, in the order of labels; precision/recall that divide by zero are 0 (scikit-learn's zero_division=0)",
+	"per_device":        "the same regression metrics per device and split, with the device's last labelled window",
+}
+
+// ReadMetrics reads a metrics.json file and checks its schema.
+func ReadMetrics(path string) (*Metrics, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read metrics %s: %w", path, err)
+	}
+	var m Metrics
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("read metrics %s: %w", path, err)
+	}
+	if m.Schema != MetricsSchema {
+		return nil, fmt.Errorf("read metrics %s: schema %q, want %q", path, m.Schema, MetricsSchema)
+	}
+	return &m, nil
+}
+
+// Marshal renders m as indented JSON with a trailing newline.
+func (m *Metrics) Marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode metrics: %w", err)
+	}
+	return append(b, '\n'), nil
+}

@@ -1,0 +1,79 @@
+package evaluate
+
+import (
+	"fmt"
+	"math"
+)
+
+// SeedSummary summarises the test split of several runs of one recipe that
+// differ only in the training seed (the C-MAPSS recipe's result line): RMSE
+// and PHM08 score against the raw truth (C-MAPSS: RUL_FD00x as NASA gives
+// it, not clipped), RMSE against the truth capped at the horizon, as means
+// with their sample standard deviations, and the per-seed values. Values are
+// rounded to 3 decimals.
+type SeedSummary struct {
+	Subset             string    `json:"subset"`
+	Units              int       `json:"units"`
+	RMSE               float64   `json:"rmse"`
+	RMSEStd            float64   `json:"rmse_std"`
+	RMSEClipped        float64   `json:"rmse_clipped"`
+	RMSEClippedStd     float64   `json:"rmse_clipped_std"`
+	Score              float64   `json:"score"`
+	ScoreStd           float64   `json:"score_std"`
+	Seeds              int       `json:"seeds"`
+	RMSEPerSeed        []float64 `json:"rmse_per_seed"`
+	RMSEClippedPerSeed []float64 `json:"rmse_clipped_per_seed"`
+	ScorePerSeed       []float64 `json:"score_per_seed"`
+}
+
+// SummarizeSeeds reads one metrics.json per seed and summarises their test
+// splits. Every run must have scored the same number of units, each with a
+// known raw truth.
+func SummarizeSeeds(subset string, paths []string) (*SeedSummary, error) {
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("summarize seeds: no metrics files")
+	}
+	s := &SeedSummary{Subset: subset, Seeds: len(paths)}
+	for _, p := range paths {
+		m, err := ReadMetrics(p)
+		if err != nil {
+			return nil, err
+		}
+		t, ok := m.Splits["test"]
+		if !ok || t.N == 0 {
+			return nil, fmt.Errorf("summarize seeds: %s has no test split", p)
+		}
+		if t.NRaw != t.N {
+			return nil, fmt.Errorf("summarize seeds: %s: %d of %d test units lack the raw true RUL", p, t.N-t.NRaw, t.N)
+		}
+		if s.Units != 0 && s.Units != t.N {
+			return nil, fmt.Errorf("summarize seeds: %s scored %d test units, an earlier run %d", p, t.N, s.Units)
+		}
+		s.Units = t.N
+		s.RMSEPerSeed = append(s.RMSEPerSeed, round3(float64(t.RMSERaw)))
+		s.RMSEClippedPerSeed = append(s.RMSEClippedPerSeed, round3(float64(t.RMSE)))
+		s.ScorePerSeed = append(s.ScorePerSeed, round3(float64(t.ScoreRaw)))
+	}
+	s.RMSE, s.RMSEStd = meanStd(s.RMSEPerSeed)
+	s.RMSEClipped, s.RMSEClippedStd = meanStd(s.RMSEClippedPerSeed)
+	s.Score, s.ScoreStd = meanStd(s.ScorePerSeed)
+	return s, nil
+}
+
+// meanStd returns the mean and the sample standard deviation (0 for one
+// value), rounded to 3 decimals.
+func meanStd(v []float64) (mean, std float64) {
+	for _, x := range v {
+		mean += x
+	}
+	mean /= float64(len(v))
+	if len(v) > 1 {
+		for _, x := range v {
+			std += (x - mean) * (x - mean)
+		}
+		std = math.Sqrt(std / float64(len(v)-1))
+	}
+	return round3(mean), round3(std)
+}
+
+func round3(v float64) float64 { return math.Round(v*1000) / 1000 }

@@ -1,0 +1,46 @@
+package infer
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+
+	"github.com/modax/modax-ml/internal/model"
+)
+
+// BenchmarkNative measures the native forward pass on the design's
+// architecture (LSTM 2×128, FC 64) with 14 features and windows of 30 steps
+// (the C-MAPSS setup): batch 256 on every core (throughput; windows/s is
+// reported) and a single window on one goroutine (latency).
+//
+//	go test -run '^$' -bench Native -benchtime 3x ./internal/infer
+func BenchmarkNative(b *testing.B) {
+	const feats, window = 14, 30
+	p, err := model.NewParams(model.DefaultArch(feats))
+	if err != nil {
+		b.Fatal(err)
+	}
+	p.Init(1)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, tc := range []struct {
+		batch, workers int
+	}{{1, 1}, {256, 1}, {256, runtime.GOMAXPROCS(0)}} {
+		b.Run(fmt.Sprintf("batch=%d/workers=%d", tc.batch, tc.workers), func(b *testing.B) {
+			fwd, closer := NewNative(p, tc.workers)
+			defer closer()
+			x := make([]float32, tc.batch*window*feats)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			out := make([]float32, tc.batch)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := fwd.Predict(x, tc.batch, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(tc.batch)*float64(b.N)/b.Elapsed().Seconds(), "windows/s")
+		})
+	}
+}

@@ -1,0 +1,57 @@
+#!/bin/sh
+# Predict throughput (batch 256) and single-window latency of the native
+# forward pass (nn.Predictor, the path `modax-ml predict` runs) next to ONNX
+# Runtime (npm onnxruntime-node, one intra-op thread) on the exported model,
+# for the design's architecture (LSTM 2×128, FC 64) on 14 features × 30 steps.
+#
+#   scripts/bench-predict.sh    # BENCHTIME=3s per Go case, ORT_SECONDS=3 per ORT case,
+#                               # WINDOWS=20000 per split for the end-to-end `modax-ml predict` run
+#
+# Needs Go, node and tools/interop/node_modules (ONNXRUNTIME_NODE_INSTALL=skip npm ci there).
+set -eu
+cd "$(dirname "$0")/.."
+BENCHTIME=${BENCHTIME:-3s}
+ORT_SECONDS=${ORT_SECONDS:-3}
+WINDOWS=${WINDOWS:-20000}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+go run ./tools/benchmodel -o "$tmp" -windows "$WINDOWS"
+go build -o "$tmp/modax-ml" ./cmd/modax-ml
+go test -run '^$' -bench 'BenchmarkNative' -benchtime "$BENCHTIME" ./internal/infer >"$tmp/go.txt"
+node tools/interop/ort_run.js bench "$tmp/model.onnx" 1,256 "$ORT_SECONDS" 30 >"$tmp/ort.txt"
+
+node - "$tmp/go.txt" "$tmp/ort.txt" <<'JS'
+const fs = require('fs');
+const rows = [];
+// BenchmarkNative/batch=256/workers=1-2   20   41441000 ns/op   6177 windows/s ...
+for (const l of fs.readFileSync(process.argv[2], 'utf8').split('\n')) {
+  const m = l.match(/^BenchmarkNative\/batch=(\d+)\/workers=(\d+)-\d+\s+\d+\s+([\d.]+) ns\/op/);
+  if (m) rows.push({ engine: 'native (nn.Predictor)', threads: +m[2], batch: +m[1], ms: m[3] / 1e6 });
+}
+// {"runtime":"onnxruntime-node 1.30.0","threads":1,"dims":[1,30,14],...,"median_ms":0.2,...}
+for (const l of fs.readFileSync(process.argv[3], 'utf8').trim().split('\n')) {
+  const r = JSON.parse(l);
+  rows.push({ engine: r.runtime, threads: r.threads, batch: r.dims[0], ms: r.median_ms });
+}
+console.log('engine'.padEnd(26), 'threads'.padStart(7), 'batch'.padStart(6), 'ms/batch'.padStart(10), 'windows/s'.padStart(10));
+for (const r of rows) {
+  console.log(r.engine.padEnd(26), String(r.threads).padStart(7), String(r.batch).padStart(6),
+    r.ms.toFixed(3).padStart(10), Math.round(r.batch / (r.ms / 1000)).toString().padStart(10));
+}
+const one = (e, b) => rows.find((r) => r.engine.startsWith(e) && r.threads === 1 && r.batch === b);
+for (const b of [1, 256]) {
+  const n = one('native', b), o = one('onnxruntime', b);
+  if (n && o) console.log(`native / ONNX Runtime time, batch ${b}, one thread: ${(n.ms / o.ms).toFixed(2)}×`);
+}
+JS
+
+# End to end: read windows.parquet, predict every split (batch 256, all cores), write predictions.
+start=$(date +%s.%N)
+"$tmp/modax-ml" --quiet predict --model "$tmp/model.safetensors" --windows "$tmp/windows.parquet" -o "$tmp/p.parquet" --output json >"$tmp/predict.json"
+end=$(date +%s.%N)
+node -e '
+const s = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+const wall = process.argv[3] - process.argv[2];
+console.log(`modax-ml predict: ${s.rows} windows, forward ${Math.round(s.windows_per_second)} windows/s, whole command ${wall.toFixed(2)} s (${Math.round(s.rows / wall)} windows/s with Parquet I/O)`);
+' "$tmp/predict.json" "$start" "$end"
