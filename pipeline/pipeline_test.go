@@ -15,6 +15,7 @@ import (
 	"github.com/modax/modax-ml/internal/model"
 	"github.com/modax/modax-ml/internal/runenv"
 	"github.com/modax/modax-ml/internal/tracking"
+	"github.com/modax/modax-ml/internal/tracking/mlflowtest"
 	"github.com/modax/modax-ml/validate"
 )
 
@@ -495,5 +496,52 @@ func TestStagesWiring(t *testing.T) {
 		if strings.Contains(string(ka), "secret") {
 			t.Errorf("%s: key options hold the DSN: %s", a[i].Name, ka)
 		}
+	}
+}
+
+// TestRealMLflowMirror runs the pipeline with tracking.uri set to the MLflow
+// test server (internal/tracking/mlflowtest, which enforces MLflow's REST
+// API): the run, its per-epoch metrics, artifacts and the deployed model's
+// registered version with the champion alias arrive there.
+func TestRealMLflowMirror(t *testing.T) {
+	srv := mlflowtest.New(mlflowtest.WithBearerToken("tok"))
+	defer srv.Close()
+	dir := t.TempDir()
+	c := tinyConfig(dir)
+	c.RunID = "mirrored"
+	c.Tracking.URI = srv.URL
+	o := realOpts(c)
+	o.Getenv = func(k string) string {
+		if k == tracking.EnvTrackingToken {
+			return "tok"
+		}
+		return ""
+	}
+	if _, err := Run(context.Background(), runenv.Test(), o); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := tracking.Load(filepath.Join(dir, "runs", "mirrored"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := rec.Unsynced(); len(u) > 0 || rec.MLflow == nil {
+		t.Fatalf("not mirrored: %v", u)
+	}
+	r := srv.Run(rec.MLflow.RunID)
+	if r == nil || r.Status != "FINISHED" || r.Params["train.epochs"] != "2" || len(r.Metrics["val_rmse"]) != 2 || r.Tags["mlflow.runName"] != "mirrored" {
+		t.Fatalf("MLflow run %+v", r)
+	}
+	if _, ok := r.Metrics["test_mae"]; !ok {
+		t.Error("final metrics not mirrored")
+	}
+	paths := strings.Join(srv.ArtifactPaths(), " ")
+	for _, want := range []string{"model/model.onnx", "model/model.safetensors", "report/report.html", "validation.json", "config.yaml"} {
+		if !strings.Contains(paths, want) {
+			t.Errorf("artifact %s not uploaded (have %s)", want, paths)
+		}
+	}
+	m := srv.Model(c.Tracking.RegisteredModel)
+	if m == nil || len(m.Versions) != 1 || m.Aliases[c.Tracking.Alias] != m.Versions[0].Version || m.Versions[0].RunID != rec.MLflow.RunID {
+		t.Errorf("registered model %+v", m)
 	}
 }

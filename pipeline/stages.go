@@ -360,8 +360,19 @@ func ReadMetrics(path string) (*Metrics, error) {
 	return &m, nil
 }
 
-// Final returns the run's final metrics: <split>_<metric> for the defined
-// metrics of the test and val splits.
+// FinalPrefix is the prefix of a split's final metrics in the run record:
+// "test_" for the test split, "best_val_" for the val split (the evaluated
+// model is the best epoch's; the plain val_loss, val_rmse names are the
+// per-epoch training curves, and MLflow keeps metrics in one namespace).
+func FinalPrefix(split string) string {
+	if split == "val" {
+		return "best_val_"
+	}
+	return split + "_"
+}
+
+// Final returns the run's final metrics: n, mae, rmse, score and r2 (where
+// defined) of the test and val splits, named with FinalPrefix.
 func (m *Metrics) Final() map[string]float64 {
 	out := map[string]float64{}
 	for _, split := range []string{"test", "val"} {
@@ -369,10 +380,11 @@ func (m *Metrics) Final() map[string]float64 {
 		if !ok {
 			continue
 		}
-		out[split+"_n"] = float64(s.N)
+		p := FinalPrefix(split)
+		out[p+"n"] = float64(s.N)
 		for name, v := range map[string]*float64{"mae": s.MAE, "rmse": s.RMSE, "score": s.Score, "r2": s.R2} {
 			if v != nil {
-				out[split+"_"+name] = *v
+				out[p+name] = *v
 			}
 		}
 	}

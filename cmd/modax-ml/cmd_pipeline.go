@@ -150,7 +150,7 @@ func printPipeline(w io.Writer, r *pipeline.Result) error {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		var splits []string
 		for _, s := range []string{"test", "val"} {
-			if _, ok := r.Metrics[s+"_n"]; ok {
+			if _, ok := r.Metrics[pipeline.FinalPrefix(s)+"n"]; ok {
 				splits = append(splits, s)
 			}
 		}
@@ -163,7 +163,7 @@ func printPipeline(w io.Writer, r *pipeline.Result) error {
 			{"n", "windows"}, {"baseline_mae", "train-mean baseline MAE (h)"}, {"baseline_rmse", "train-mean baseline RMSE (h)"}} {
 			fmt.Fprintf(tw, "%s\t", m.name)
 			for _, s := range splits {
-				key := s + "_" + m.key
+				key := pipeline.FinalPrefix(s) + m.key
 				if b, ok := strings.CutPrefix(m.key, "baseline_"); ok {
 					key = "baseline_" + s + "_" + b
 				}
