@@ -57,9 +57,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	usageArgs(root)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitcode.OK
+	}
+	if strings.HasPrefix(err.Error(), "unknown command") {
+		err = fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
 	}
 	if ctx.Err() != nil && !errors.Is(err, context.Canceled) {
 		err = fmt.Errorf("%w (%w)", err, context.Canceled)
@@ -71,6 +75,21 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "modax-ml: %v\n", err)
 	}
 	return code
+}
+
+// usageArgs makes every positional-argument check a usage error (exit 2).
+func usageArgs(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		usageArgs(sub)
+	}
 }
 
 func isTerminal(w io.Writer) bool {
