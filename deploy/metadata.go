@@ -57,15 +57,18 @@ type Metadata struct {
 	Checkpoint      FileRef            `json:"checkpoint"`
 	// TestMetrics are the gate split's contract metrics; Metrics the whole
 	// "splits" object of metrics.json as evaluate wrote it.
-	TestMetrics   metricsfile.Split `json:"test_metrics"`
-	Metrics       json.RawMessage   `json:"metrics"`
-	MetricsFile   FileRef           `json:"metrics_file"`
-	DataRange     json.RawMessage   `json:"data_range"`
-	TrainingRunID string            `json:"training_run_id,omitempty"`
-	ExportRunID   string            `json:"export_run_id,omitempty"`
-	DeployRunID   string            `json:"deploy_run_id,omitempty"`
-	ToolVersion   string            `json:"tool_version"`
-	GitCommit     string            `json:"git_commit,omitempty"`
+	TestMetrics metricsfile.Split `json:"test_metrics"`
+	Metrics     json.RawMessage   `json:"metrics"`
+	MetricsFile FileRef           `json:"metrics_file"`
+	// Validation is the validation report published with the version (the
+	// training data's reference statistics for monitor); nil when none was.
+	Validation    *FileRef        `json:"validation,omitempty"`
+	DataRange     json.RawMessage `json:"data_range"`
+	TrainingRunID string          `json:"training_run_id,omitempty"`
+	ExportRunID   string          `json:"export_run_id,omitempty"`
+	DeployRunID   string          `json:"deploy_run_id,omitempty"`
+	ToolVersion   string          `json:"tool_version"`
+	GitCommit     string          `json:"git_commit,omitempty"`
 }
 
 func newMetadata(c *candidate, opts Options) (*Metadata, error) {
@@ -104,6 +107,9 @@ func newMetadata(c *candidate, opts Options) (*Metadata, error) {
 		MetricsFile:   FileRef{File: fileMetrics, SHA256: c.metrics.SHA256, Bytes: int64(len(c.metrics.Raw))},
 		TrainingRunID: in.RunID, ExportRunID: p[onnxmodel.MetaRunID],
 		GitCommit: gitCommit(),
+	}
+	if c.validation != nil {
+		md.Validation = &FileRef{File: fileValidation, SHA256: onnxmodel.SHA256(c.validation), Bytes: int64(len(c.validation))}
 	}
 	if dr := p[onnxmodel.MetaDataRange]; dr != "" && json.Valid([]byte(dr)) {
 		md.DataRange = json.RawMessage(dr)

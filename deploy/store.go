@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -24,6 +25,7 @@ import (
 //	  .lock                      serialises deploys (flock; never removed)
 //	  history.json               deploy and rollback events, oldest first
 //	  versions/<version>/        model.onnx, model.safetensors, metrics.json, model_metadata.json
+//	                             [, validation.json: the training data's reference statistics]
 //	  current -> versions/<v>    the one atomic switch (a symlink replaced by rename)
 //	  rul_predictor.onnx -> current/model.onnx
 //	  model_metadata.json -> current/model_metadata.json
@@ -49,10 +51,16 @@ const (
 	fileCheckpoint = "model.safetensors"
 	fileMetrics    = "metrics.json"
 	fileMetadata   = "model_metadata.json"
+	fileValidation = "validation.json"
 )
 
-// versionFiles are the files of a complete version directory.
-var versionFiles = []string{fileONNX, fileCheckpoint, fileMetrics, fileMetadata}
+// versionFiles are the files of a complete version directory; optionalFiles
+// those it has when the deploy was given them (model_metadata.json names
+// them with their sha256).
+var (
+	versionFiles  = []string{fileONNX, fileCheckpoint, fileMetrics, fileMetadata}
+	optionalFiles = []string{fileValidation}
+)
 
 var versionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$`)
 
@@ -240,8 +248,12 @@ func (s *store) publish(v string, files map[string][]byte) error {
 			os.RemoveAll(stage)
 		}
 	}()
-	for _, name := range versionFiles {
-		if err := writeFileSync(filepath.Join(stage, name), files[name]); err != nil {
+	for _, name := range append(slices.Clone(versionFiles), optionalFiles...) {
+		data, ok := files[name]
+		if !ok && slices.Contains(optionalFiles, name) {
+			continue
+		}
+		if err := writeFileSync(filepath.Join(stage, name), data); err != nil {
 			return fmt.Errorf("publish %s: %w", v, err)
 		}
 		step("staging")

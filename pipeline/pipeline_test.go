@@ -476,7 +476,7 @@ func TestStagesWiring(t *testing.T) {
 	check("label inputs", byName[Label].Inputs, []string{"w/runs/x/r.parquet", "w/runs/x/failures.parquet"})
 	check("train inputs", byName[Train].Inputs, []string{"w/runs/x/windows.parquet"})
 	check("train outputs", byName[Train].Outputs, []string{"w/runs/x/model.safetensors", "w/runs/x/model.optim.safetensors"})
-	check("deploy inputs", byName[Deploy].Inputs, []string{"w/runs/x/model.safetensors", "w/runs/x/model.onnx", "w/runs/x/metrics.json"})
+	check("deploy inputs", byName[Deploy].Inputs, []string{"w/runs/x/model.safetensors", "w/runs/x/model.onnx", "w/runs/x/metrics.json", "w/runs/x/validation.json"})
 	if v := byName[Validate].Options.(validate.Options); v.Window != 30 {
 		t.Errorf("validate checks window %d, features uses 30", v.Window)
 	}

@@ -68,7 +68,7 @@ func Stages(cfg config.Config, d Dirs) ([]*Stage, error) {
 	xo := cfg.Export
 	xo.Model, xo.Windows, xo.Stats, xo.Metrics, xo.Out = to.Out, fo.Out, fo.Stats, eo.Metrics, d.Out(xo.Out)
 	do := cfg.Deploy
-	do.Model, do.ONNX, do.Metrics = to.Out, xo.Out, eo.Metrics
+	do.Model, do.ONNX, do.Metrics, do.Validation = to.Out, xo.Out, eo.Metrics, vo.Out
 	do.ModelsDir, do.CurrentMetrics = d.In(do.ModelsDir), d.In(do.CurrentMetrics)
 
 	if to.Model == train.ModelRidge && fo.Stats == "" {
@@ -231,7 +231,7 @@ func exportStage(o export.Options, modelType string) *Stage {
 }
 
 func deployStage(o deploy.Options) *Stage {
-	s := &Stage{Name: Deploy, Options: o, Inputs: nonEmpty(o.Model, o.ONNX, o.Metrics, o.CurrentMetrics),
+	s := &Stage{Name: Deploy, Options: o, Inputs: nonEmpty(o.Model, o.ONNX, o.Metrics, o.Validation, o.CurrentMetrics),
 		NoCache: "deploy publishes to " + o.ModelsDir + ", outside the run directory"}
 	s.Run = func(ctx context.Context, env *runenv.Env) (any, error) { return deploy.Run(ctx, env, o) }
 	s.Record = func(ctx context.Context, rec *tracking.Recorder, res any, err error) error {

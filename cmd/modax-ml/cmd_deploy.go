@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -20,6 +21,11 @@ func newDeployCmd(a *app) *cobra.Command {
 		if o.CurrentMetrics != "" {
 			o.CurrentMetrics = a.path(o.CurrentMetrics)
 		}
+		if o.Validation != "" {
+			o.Validation = a.path(o.Validation)
+		} else if p := a.path(deploy.DefaultValidation); fileExists(p) {
+			o.Validation = p
+		}
 		// o.Registry: the MLflow registry of the tracking package plugs in here.
 		return o
 	}
@@ -30,7 +36,8 @@ func newDeployCmd(a *app) *cobra.Command {
 together: sha256), applies the gate on the test split — --max-mae (default %g h), --max-rmse,
 --max-score, --must-beat-current (lower --beat-metric than the deployed model on the same test
 set) — and publishes models/versions/<version>/{model.onnx, model.safetensors, metrics.json,
-model_metadata.json}. Then it switches models/rul_predictor.onnx and models/model_metadata.json
+model_metadata.json}, with validation.json (--validation, default validation.json when it exists:
+the training data's reference statistics monitor measures drift against). Then it switches models/rul_predictor.onnx and models/model_metadata.json
 to the new version in one atomic step (they are links through models/current). A model that
 misses the gate exits 5 and changes nothing. Deploys serialise on models/.lock; a crash at any
 point leaves the old or the new model served, and the next deploy cleans up.`, deploy.DefaultMaxMAE),
@@ -59,6 +66,7 @@ point leaves the old or the new model served, and the next deploy cleans up.`, d
 	bindString(l, "model", "deploy.model", d.Model, "checkpoint of the candidate")
 	bindString(l, "onnx", "deploy.onnx", d.ONNX, "ONNX export of the candidate")
 	bindString(l, "metrics", "deploy.metrics", d.Metrics, "metrics.json of the candidate")
+	bindString(l, "validation", "deploy.validation", d.Validation, "validation report of the training data, published with the model as monitor's drift reference (default: "+deploy.DefaultValidation+" when it exists)")
 	bindString(l, "version", "deploy.version", d.Version, "release name (default: the checkpoint's model_version)")
 	bindString(l, "split", "deploy.split", d.Split, "metrics split the gate reads")
 	bindFloat(l, "max-mae", "deploy.max_mae", d.MaxMAE, "gate: highest MAE in hours (0: off)")
@@ -125,6 +133,9 @@ func printDeploy(w io.Writer, r *deploy.Result) error {
 		if r.Reused {
 			b.WriteString("the version directory existed already (same checkpoint): switched back to it\n")
 		}
+		if r.Validation != "" {
+			fmt.Fprintf(&b, "drift reference for monitor: %s\n", r.Validation)
+		}
 		if len(r.Pruned) > 0 {
 			fmt.Fprintf(&b, "pruned: %s\n", strings.Join(r.Pruned, ", "))
 		}
@@ -167,6 +178,12 @@ func printList(w io.Writer, r *deploy.ListResult) error {
 		return err
 	}
 	return nil
+}
+
+// fileExists reports whether path names an existing file.
+func fileExists(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && !fi.IsDir()
 }
 
 func num(p *float64) string {
