@@ -91,9 +91,10 @@ func DefaultOptions() Options {
 		Split: dataset.SplitTest, MaxMAE: DefaultMaxMAE, BeatMetric: "mae", LockTimeout: duration.Duration(10 * time.Minute)}
 }
 
-// Registry is the seam for a model registry. Promote is called after a
-// release is published and served (deploy or rollback); an error does not
-// undo the local release (models/ is the source of truth) but makes the
+// Registry is the seam for a model registry. Promote is called, under the
+// models lock, after a deploy or rollback switched the served model (not for
+// a deploy of the version already served: nothing changed); an error does
+// not undo the local release (models/ is the source of truth) but makes the
 // command exit 4.
 type Registry interface {
 	Promote(ctx context.Context, r Release) error
@@ -105,6 +106,7 @@ type Release struct {
 	Version  string    // the served version
 	Previous string    // the version served before
 	Dir      string    // models/versions/<version>
+	Served   string    // models/rul_predictor.onnx
 	Metadata *Metadata // its model_metadata.json
 }
 
@@ -299,6 +301,9 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	}
 	res.Seconds = env.Now().Sub(start).Seconds()
 	env.Log.Info("deployed", "version", c.version, "previous", res.Previous, "served", res.Served, "pruned", len(res.Pruned))
+	if cur == c.version {
+		return res, nil
+	}
 	if err := promote(ctx, s, opts, "deploy", c.version, cur, res); err != nil {
 		return res, err
 	}
@@ -547,7 +552,8 @@ func promote(ctx context.Context, s *store, opts Options, action, v, prev string
 	if err != nil {
 		return err
 	}
-	if err := opts.Registry.Promote(ctx, Release{Action: action, Version: v, Previous: prev, Dir: s.versionDir(v), Metadata: md}); err != nil {
+	rel := Release{Action: action, Version: v, Previous: prev, Dir: s.versionDir(v), Served: s.path(servedONNX), Metadata: md}
+	if err := opts.Registry.Promote(ctx, rel); err != nil {
 		res.Registry = err.Error()
 		return fmt.Errorf("deploy: %s is served locally, but the model registry failed: %w: %w", v, exitcode.ErrTracking, err)
 	}

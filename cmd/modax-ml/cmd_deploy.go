@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modax/modax-ml/deploy"
+	"github.com/modax/modax-ml/internal/runenv"
 )
 
 func newDeployCmd(a *app) *cobra.Command {
@@ -26,8 +27,16 @@ func newDeployCmd(a *app) *cobra.Command {
 		} else if p := a.path(deploy.DefaultValidation); fileExists(p) {
 			o.Validation = p
 		}
-		// o.Registry: the MLflow registry of the tracking package plugs in here.
 		return o
+	}
+	// withRegistry adds the MLflow registry when tracking is configured.
+	withRegistry := func(env *runenv.Env, action string) (deploy.Options, error) {
+		o := opts()
+		reg, err := newRegistry(a, env, action)
+		if reg != nil {
+			o.Registry = reg
+		}
+		return o, err
 	}
 	cmd := &cobra.Command{
 		Use:   "deploy",
@@ -40,7 +49,13 @@ model_metadata.json}, with validation.json (--validation, default validation.jso
 the training data's reference statistics monitor measures drift against). Then it switches models/rul_predictor.onnx and models/model_metadata.json
 to the new version in one atomic step (they are links through models/current). A model that
 misses the gate exits 5 and changes nothing. Deploys serialise on models/.lock; a crash at any
-point leaves the old or the new model served, and the next deploy cleans up.`, deploy.DefaultMaxMAE),
+point leaves the old or the new model served, and the next deploy cleans up.
+
+With an MLflow server configured (tracking.uri or MLFLOW_TRACKING_URI), a deploy or rollback
+that switched the served model is recorded as a run (runs/deploy-<time>/run.json, the version's
+files as its "model" artifact), registered as a version of tracking.registered_model
+(rul_predictor), and tracking.alias (champion) is pointed at it. If MLflow fails, the local
+release stands, the command exits 4, and "modax-ml tracking sync RUN_DIR" finishes it later.`, deploy.DefaultMaxMAE),
 		Example: `  modax-ml deploy
   modax-ml deploy --max-mae 12 --max-rmse 16 --keep 5
   modax-ml deploy --must-beat-current --current-metrics champion-on-new-windows.json
@@ -49,8 +64,15 @@ point leaves the old or the new model served, and the next deploy cleans up.`, d
   modax-ml deploy rollback --to 20260101-abcdef`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			res, err := deploy.Run(cmd.Context(), a.env(), opts())
-			if err != nil && (res == nil || !deploy.IsGate(err)) {
+			env := a.env()
+			o, err := withRegistry(env, "deploy")
+			if err != nil {
+				return err
+			}
+			res, err := deploy.Run(cmd.Context(), env, o)
+			// A missed gate and a registry failure after the switch still
+			// print what happened locally.
+			if err != nil && (res == nil || !deploy.IsGate(err) && !res.Deployed) {
 				return err
 			}
 			if perr := a.emit(res, func(w io.Writer) error { return printDeploy(w, res) }); perr != nil {
@@ -98,14 +120,20 @@ point leaves the old or the new model served, and the next deploy cleans up.`, d
 		Example: "  modax-ml deploy rollback\n  modax-ml deploy rollback --to v12",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			res, err := deploy.Rollback(cmd.Context(), a.env(), opts(), to)
+			env := a.env()
+			o, err := withRegistry(env, "rollback")
 			if err != nil {
 				return err
 			}
-			return a.emit(res, func(w io.Writer) error {
+			res, err := deploy.Rollback(cmd.Context(), env, o, to)
+			if err != nil && (res == nil || !res.Deployed) {
+				return err
+			}
+			perr := a.emit(res, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "rolled back: %s now serves %s (was %s)\n", res.Served, res.Version, res.Previous)
 				return err
 			})
+			return errors.Join(err, perr)
 		},
 	}
 	// --to names a version for this one action; it is not a config key.
@@ -138,6 +166,9 @@ func printDeploy(w io.Writer, r *deploy.Result) error {
 		}
 		if len(r.Pruned) > 0 {
 			fmt.Fprintf(&b, "pruned: %s\n", strings.Join(r.Pruned, ", "))
+		}
+		if r.Registry == "promoted" {
+			b.WriteString("registered in MLflow (alias moved to this version)\n")
 		}
 	}
 	_, err := io.WriteString(w, b.String())
