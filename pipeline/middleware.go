@@ -85,9 +85,15 @@ func (r *runner) skipIfFresh(next handler) handler {
 				return err
 			}
 		}
+		started := time.Now()
 		if err := next(ctx, j); err != nil {
+			if j.dec.action == ActionRun {
+				r.markInterrupted(j, started, err)
+			}
 			return err
 		}
+		// Done: a checkpoint left by an earlier interruption is spent.
+		_ = os.Remove(r.interruptedPath(j.stage.Name))
 		for _, f := range j.dec.outputs {
 			r.hashes[filepath.Join(r.dir, filepath.FromSlash(f.Path))] = f.SHA256
 		}
@@ -181,7 +187,11 @@ func (r *runner) execute(ctx context.Context, j *job) error {
 	if j.dec.action != ActionRun {
 		return nil
 	}
-	res, err := j.stage.Run(ctx, r.env)
+	run := j.stage.Run
+	if j.dec.cont {
+		run = j.stage.Continue
+	}
+	res, err := run(ctx, r.env)
 	j.result = res
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(err, context.Canceled) {

@@ -2,10 +2,13 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/modax/modax-ml/internal/duration"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/model"
+	"github.com/modax/modax-ml/internal/progress"
 	"github.com/modax/modax-ml/internal/runenv"
 	"github.com/modax/modax-ml/internal/tracking"
 	"github.com/modax/modax-ml/internal/tracking/mlflowtest"
@@ -305,6 +309,128 @@ func TestRealResumeAfterCancel(t *testing.T) {
 	}
 	if frozen, err := LoadFrozen(filepath.Join(run, ConfigFile), c); err != nil || frozen.Train.Epochs != 2 {
 		t.Errorf("config.yaml after a resume with --set: %v, epochs %d", err, frozen.Train.Epochs)
+	}
+}
+
+// cancelTrainAfter is a progress factory whose "train" bar cancels the run
+// at its nth Add (one per batch).
+func cancelTrainAfter(n int64, cancel context.CancelFunc) progress.Factory {
+	var calls atomic.Int64
+	return func(label, _ string, _ int64) progress.Bar {
+		if label != Train {
+			return progress.None("", "", 0)
+		}
+		return cancelBar{func() {
+			if calls.Add(1) == n {
+				cancel()
+			}
+		}}
+	}
+}
+
+type cancelBar struct{ add func() }
+
+func (b cancelBar) Add(int64)       { b.add() }
+func (b cancelBar) SetTotal(int64)  {}
+func (b cancelBar) Describe(string) {}
+func (b cancelBar) Finish()         {}
+
+// killTrain runs the pipeline as run id and cancels it (Ctrl-C) in train's
+// second epoch.
+func killTrain(t *testing.T, c config.Config, id string) {
+	t.Helper()
+	c.RunID = id
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	env := runenv.Test()
+	env.Progress = cancelTrainAfter(60, cancel)
+	res, err := Run(ctx, env, realOpts(c))
+	if exitcode.Code(err) != exitcode.Interrupted || statuses(res) != "ran,ran,ran,ran,killed,not run,not run,not run" {
+		t.Fatalf("killed run %s: %v, %s", id, err, statuses(res))
+	}
+	if !strings.Contains(err.Error(), "interrupted in epoch 2") {
+		t.Fatalf("killed run %s: %v, want an interruption in epoch 2", id, err)
+	}
+}
+
+// TestRealResumeContinuesTraining: a resume of a run killed during train
+// continues training from the checkpoint train wrote when interrupted (its
+// options and inputs unchanged), and ends with the weights of an
+// uninterrupted run; with changed options it starts over, and says why.
+func TestRealResumeContinuesTraining(t *testing.T) {
+	dir := t.TempDir()
+	c := tinyConfig(dir)
+	c.Pipeline.Cache = false
+	c.Train.Epochs, c.Train.Patience = 4, 0
+	c.RunID = "full"
+	if _, err := Run(context.Background(), runenv.Test(), realOpts(c)); err != nil {
+		t.Fatal(err)
+	}
+
+	killTrain(t, c, "cut")
+	r := realOpts(tinyConfig(dir))
+	r.Resume = "cut"
+	plan, err := Plan(context.Background(), runenv.Test(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := plan.Stages[4]; p.Action != ActionRun || !strings.Contains(p.Reason, "continues the interrupted run from its checkpoint") {
+		t.Errorf("resume plan for train: %s, %q", p.Action, p.Reason)
+	}
+	res, err := Run(context.Background(), runenv.Test(), r)
+	if err != nil || statuses(res) != "skipped,skipped,skipped,skipped,ran,ran,ran,ran" {
+		t.Fatalf("resumed run: %v, %s", err, statuses(res))
+	}
+	rec, err := tracking.Load(res.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := rec.Stage(Train); st == nil || !strings.Contains(st.Reason, "continues the interrupted run from its checkpoint (model.safetensors, model.optim.safetensors)") {
+		t.Errorf("run.json train stage: %+v", st)
+	}
+	full, err := model.Load(filepath.Join(dir, "runs", "full", "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut, err := model.Load(filepath.Join(res.Dir, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// It did continue (a run from scratch would end with the same weights).
+	var ti struct {
+		ResumedFrom string `json:"resumed_from"`
+	}
+	if err := json.Unmarshal(cut.Info.Train, &ti); err != nil || ti.ResumedFrom != filepath.Join(res.Dir, "model.safetensors") || len(cut.Info.History) != 4 {
+		t.Errorf("continued run: resumed from %q (%v), %d epochs of history, want 4", ti.ResumedFrom, err, len(cut.Info.History))
+	}
+	for i, ta := range full.Params.Tensors {
+		if !slices.Equal(ta.Data, cut.Params.Tensors[i].Data) {
+			t.Fatalf("tensor %s of the killed and continued run differs from the uninterrupted run's", ta.Name)
+		}
+	}
+	n := 0
+	for _, m := range rec.Metrics {
+		if m.Name == "train_loss" {
+			n++
+		}
+	}
+	if n != 4 {
+		t.Errorf("train_loss series of the continued run has %d points, want 4", n)
+	}
+	if _, err := os.Stat(filepath.Join(res.Dir, stampDir, Train+".interrupted.json")); err == nil {
+		t.Error("the spent checkpoint record is left behind")
+	}
+
+	// Other options: the checkpoint is not used, and the reason says so.
+	killTrain(t, c, "cut2")
+	r.Resume, r.Set = "cut2", []string{"train.lr=0.002"}
+	res, err = Run(context.Background(), runenv.Test(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ = tracking.Load(res.Dir)
+	if st := rec.Stage(Train); st == nil || !strings.Contains(st.Reason, "checkpoint of the interrupted run is not used: its options or inputs differ") {
+		t.Errorf("run.json train stage after --set: %+v", st)
 	}
 }
 

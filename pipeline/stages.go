@@ -165,6 +165,23 @@ func trainStage(o train.Options) *Stage {
 	}
 	s := &Stage{Name: Train, Options: o, Inputs: nonEmpty(in, o.Resume), Outputs: outs}
 	s.Run = func(ctx context.Context, env *runenv.Env) (any, error) { return train.Run(ctx, env, o) }
+	if o.Model != train.ModelRidge && o.Engine == train.EngineFused {
+		// Interrupted, train writes its checkpoint and optimizer state;
+		// continuing from them ends bit-identical to an uninterrupted run
+		// (fused engine, same worker count; gorgonia cannot carry Adam's
+		// moments, so it always starts over).
+		s.Checkpoint = []string{o.Out, train.SidecarPath(o.Out)}
+		c := o
+		c.Resume = o.Out
+		s.Continue = func(ctx context.Context, env *runenv.Env) (any, error) { return train.Run(ctx, env, c) }
+		s.ContinueTerms = func(env *runenv.Env) string {
+			w := o.Workers
+			if w == 0 {
+				w = env.Workers
+			}
+			return fmt.Sprintf("%d workers", w)
+		}
+	}
 	s.Record = func(ctx context.Context, rec *tracking.Recorder, _ any, err error) error {
 		if err != nil {
 			return nil
