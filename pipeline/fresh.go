@@ -31,6 +31,12 @@ const (
 	ActionNotRun = "not run"
 )
 
+// The reason of a cached stage, in a plan and once its outputs were restored.
+const (
+	reasonCached   = "cached: "
+	reasonRestored = "restored from cache: "
+)
+
 // stampDir holds, in the run directory, one stamp per completed stage: its
 // cache key and outputs. A stage whose stamp matches is fresh there.
 const stampDir = ".pipeline"
@@ -133,7 +139,7 @@ func (r *runner) decide(s *Stage, idx int) (decision, error) {
 		}
 		if e != nil {
 			d.action, d.entry, d.outputs = ActionCached, e, e.Outputs
-			d.reason = fmt.Sprintf("cached: inputs, options and tool version unchanged (key %s, computed by run %s)", d.key[:12], e.RunID)
+			d.reason = fmt.Sprintf("%sinputs, options and tool version unchanged (key %s, computed by run %s)", reasonCached, d.key[:12], e.RunID)
 			if before {
 				d.reason = "before --from " + Order[r.from] + "; " + d.reason
 			}

@@ -163,6 +163,18 @@ func TestRealCache(t *testing.T) {
 	if got := statuses(res); got != "skipped,skipped,skipped,skipped,skipped,skipped,skipped,ran" {
 		t.Fatalf("second run: %s", got)
 	}
+	// A restored stage says so and takes the restore's time.
+	rec, err := tracking.Load(res.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range res.Stages[:7] {
+		st := rec.Stage(s.Name)
+		if !strings.HasPrefix(s.Reason, "restored from cache: inputs, options and tool version unchanged (key ") || s.Seconds <= 0 ||
+			st == nil || st.DurationSeconds != s.Seconds {
+			t.Errorf("%s: %q in %g s (run.json %+v)", s.Name, s.Reason, s.Seconds, st)
+		}
+	}
 	for _, f := range []string{"windows.parquet", "model.safetensors", "model.onnx"} {
 		a, _ := os.Stat(filepath.Join(dir, "runs", "a", f))
 		b, _ := os.Stat(filepath.Join(dir, "runs", "b", f))
@@ -555,7 +567,7 @@ func TestRealFromUntilPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := statuses(res); got != "skipped,skipped,skipped,skipped,ran,ran,ran,ran" || !strings.HasPrefix(res.Stages[0].Reason, "before --from train; cached") {
+	if got := statuses(res); got != "skipped,skipped,skipped,skipped,ran,ran,ran,ran" || !strings.HasPrefix(res.Stages[0].Reason, "before --from train; restored from cache: ") {
 		t.Errorf("--from train: %s, %q", got, res.Stages[0].Reason)
 	}
 	// ... and without them the error names the missing stage.
