@@ -34,6 +34,8 @@ type SyntheticOptions struct {
 	// DropoutsPerDay is the expected number of sensor dropouts per device and
 	// day: one sensor then reports nothing for 30 minutes to 6 hours.
 	DropoutsPerDay float64 `yaml:"dropouts_per_day"`
+	// Drift changes the fleet from a point in time on (drift.go).
+	Drift SyntheticDrift `yaml:"drift"`
 }
 
 // DefaultSyntheticOptions returns the built-in default fleet: 20 devices, 60
@@ -100,6 +102,9 @@ func (o SyntheticOptions) check() error {
 		return fmt.Errorf("%w: collect.synthetic.dropouts_per_day = %v: want 0 to 1000", exitcode.ErrUsage, o.DropoutsPerDay)
 	}
 	if _, err := o.start(); err != nil {
+		return err
+	}
+	if err := o.Drift.check(); err != nil {
 		return err
 	}
 	if n := o.steps(); n > 1<<31 {
@@ -183,6 +188,7 @@ func SyntheticFleet(ctx context.Context, opts SyntheticOptions, fn func(*dataset
 			return err
 		}
 		f, fs := simulateDevice(tenant, DeviceID(i, opts.Devices), opts, dataset.Micros(start), uint64(i))
+		opts.Drift.apply(f)
 		if err := fn(f, fs); err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 
 func newPredictCmd(a *app) *cobra.Command {
 	d := predict.DefaultOptions()
+	var toDB bool
 	cmd := &cobra.Command{
 		Use:   "predict",
 		Short: "Run a trained model over a windows file and write predictions",
@@ -41,10 +42,16 @@ scaled with another scaler than the model's are re-scaled to the model's.`,
 			if err != nil {
 				return err
 			}
+			if toDB {
+				if err := predictionsToDB(cmd.Context(), a, o.Out); err != nil {
+					return err
+				}
+			}
 			return a.emit(res, func(w io.Writer) error { return writePredictText(w, &res.Summary) })
 		},
 	}
 	f := cmd.Flags()
+	f.BoolVar(&toDB, "to-db", false, "also insert the predictions into db.prediction_table (rul_predictions), where monitor reads them")
 	bindString(f, "model", "predict.model", d.Model, "model: a checkpoint (model.safetensors) or an exported model.onnx")
 	bindString(f, "windows", "predict.windows", d.Windows, "windows file to predict")
 	bindStringP(f, "out", "o", "predict.out", d.Out, "predictions file to write")

@@ -28,6 +28,11 @@ import (
 // keyAnnotation marks a flag with the config key it sets.
 const keyAnnotation = "modax.key"
 
+// defaultConfigAnnotation on a command holds the YAML config used when no
+// --config (or MODAX_CONFIG) is given: `pipeline run` with no config runs the
+// built-in default (examples/default.yaml).
+const defaultConfigAnnotation = "modax.default_config"
+
 // app is the state of one CLI invocation: streams, the loaded config and the
 // logger. Commands read plain Go values from it.
 type app struct {
@@ -52,9 +57,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	usageArgs(root)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitcode.OK
+	}
+	if strings.HasPrefix(err.Error(), "unknown command") {
+		err = fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
 	}
 	if ctx.Err() != nil && !errors.Is(err, context.Canceled) {
 		err = fmt.Errorf("%w (%w)", err, context.Canceled)
@@ -66,6 +75,21 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "modax-ml: %v\n", err)
 	}
 	return code
+}
+
+// usageArgs makes every positional-argument check a usage error (exit 2).
+func usageArgs(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		usageArgs(sub)
+	}
 }
 
 func isTerminal(w io.Writer) bool {
@@ -117,6 +141,9 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 		newLabelCmd(a),
 		newRunsCmd(a),
 		newTrackingCmd(a),
+		newPipelineCmd(a),
+		newCacheCmd(a),
+		newMonitorCmd(a),
 		newFeaturesCmd(a),
 		newTrainCmd(a),
 	)
@@ -163,6 +190,11 @@ func (a *app) load(cmd *cobra.Command) error {
 		v.SetConfigType("yaml")
 		if err := v.ReadInConfig(); err != nil {
 			return fmt.Errorf("%w: config %s: %w", exitcode.ErrUsage, path, err)
+		}
+	} else if def, ok := cmd.Annotations[defaultConfigAnnotation]; ok {
+		v.SetConfigType("yaml")
+		if err := v.ReadConfig(strings.NewReader(def)); err != nil {
+			return fmt.Errorf("built-in default config: %w", err)
 		}
 	}
 	var bindErr error

@@ -43,8 +43,11 @@ func TestScript(t *testing.T) {
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"gen-windows": cmdGenWindows, // train_script_test.go
-			"gen-stats":   cmdGenStats,   // train_script_test.go
+			"same-outputs":   cmdSameOutputs,   // pipeline_script_test.go
+			"beats-baseline": cmdBeatsBaseline, // pipeline_script_test.go
+			"waitfor":        cmdWaitFor,       // pipeline_script_test.go
+			"gen-windows":    cmdGenWindows,    // train_script_test.go
+			"gen-stats":      cmdGenStats,      // train_script_test.go
 			// modax-fixture DIR SEED MAE: a stand-in for train + evaluate: writes
 			// DIR/{model.safetensors (version vSEED), windows.parquet,
 			// metrics.json (test MAE), model.onnx}.

@@ -17,6 +17,7 @@ import (
 	"github.com/modax/modax-ml/internal/pg"
 	"github.com/modax/modax-ml/internal/tracking"
 	"github.com/modax/modax-ml/label"
+	"github.com/modax/modax-ml/monitor"
 	"github.com/modax/modax-ml/predict"
 	"github.com/modax/modax-ml/train"
 	"github.com/modax/modax-ml/validate"
@@ -44,6 +45,20 @@ type Config struct {
 	Train    train.Options    `yaml:"train"`
 	Export   export.Options   `yaml:"export"`
 	Deploy   deploy.Options   `yaml:"deploy"`
+	Pipeline Pipeline         `yaml:"pipeline"`
+	Monitor  monitor.Options  `yaml:"monitor"`
+}
+
+// Pipeline configures `pipeline run` (the stages have their own sections).
+type Pipeline struct {
+	// Name is the run's name (MLflow's run name); default the run id.
+	Name string `yaml:"name"`
+	// Cache reuses the outputs of a stage whose options, inputs and tool
+	// version are unchanged (false: every stage runs).
+	Cache bool `yaml:"cache"`
+	// CacheDir is the content-addressed store of stage outputs, relative to
+	// the working directory.
+	CacheDir string `yaml:"cache_dir"`
 }
 
 // Log configures logging.
@@ -71,6 +86,8 @@ func Default() Config {
 		Export:   export.DefaultOptions(),
 		Deploy:   deploy.DefaultOptions(),
 		Features: features.DefaultOptions(),
+		Pipeline: Pipeline{Cache: true, CacheDir: ".modax/cache"},
+		Monitor:  monitor.DefaultOptions(),
 	}
 }
 

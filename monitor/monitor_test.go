@@ -1,0 +1,346 @@
+package monitor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/modax/modax-ml/internal/dataset"
+	"github.com/modax/modax-ml/internal/drift"
+	"github.com/modax/modax-ml/internal/exitcode"
+	"github.com/modax/modax-ml/internal/pg"
+	"github.com/modax/modax-ml/internal/runenv"
+	"github.com/modax/modax-ml/internal/testutil"
+	"github.com/modax/modax-ml/internal/tracking"
+)
+
+func TestResolveAndScore(t *testing.T) {
+	now := time.Date(2025, 3, 10, 0, 0, 0, 0, time.UTC)
+	h := func(x float64) time.Time { return now.Add(time.Duration(x * float64(time.Hour))) }
+	fails := map[string][]time.Time{"a": {h(-200), h(-20)}, "b": {h(-50)}}
+	preds := []prediction{
+		{"a", h(-30), 12},  // next failure of a at -20: truth 10, late by 2
+		{"a", h(-20), 0},   // a failure at exactly the prediction's time: truth 0
+		{"a", h(-250), 90}, // next failure 50 h later: truth 50, late by 40
+		{"a", h(-400), 80}, // failure 200 h later: truth capped at 100, early by 20
+		{"b", h(-150), 100},
+		{"b", h(-40), 30},  // after b's last failure, horizon not yet passed: pending
+		{"c", h(-120), 70}, // c never failed, 120 h > horizon ago: truth 100
+		{"c", h(-10), 70},  // pending
+	}
+	out, pending := resolve(preds, fails, 100, now)
+	if pending != 2 {
+		t.Errorf("pending %d, want 2", pending)
+	}
+	want := []outcome{{12, 10}, {0, 0}, {90, 50}, {80, 100}, {100, 100}, {70, 100}}
+	if !slices.Equal(out, want) {
+		t.Fatalf("outcomes %v, want %v", out, want)
+	}
+	testMAE := 10.0
+	p := score(out, &testMAE)
+	d := []float64{2, 0, 40, -20, 0, -30}
+	var abs, sq, sc float64
+	for _, x := range d {
+		abs += math.Abs(x)
+		sq += x * x
+		if x < 0 {
+			sc += math.Exp(-x/13) - 1
+		} else {
+			sc += math.Exp(x/10) - 1
+		}
+	}
+	if p.N != 6 || *p.MAE != abs/6 || *p.RMSE != math.Sqrt(sq/6) || math.Abs(*p.Score-sc) > 1e-9 || *p.ScoreMean != *p.Score/6 {
+		t.Errorf("performance %+v", p)
+	}
+	if *p.LateRate != 2.0/6 || *p.EarlyRate != 2.0/6 || *p.Degradation != (abs/6)/10 {
+		t.Errorf("rates %v %v degradation %v", *p.LateRate, *p.EarlyRate, *p.Degradation)
+	}
+	if e := score(nil, &testMAE); e.N != 0 || e.MAE != nil {
+		t.Errorf("empty score %+v", e)
+	}
+}
+
+// fleet plants a production history in a fresh database: devices that fail
+// at known times, the deployed model's predictions (truth + error), and
+// readings whose temperature is shifted by tempShift.
+type fleet struct {
+	db      *pgxpool.Pool
+	cfg     pg.Config
+	now     time.Time
+	dir     string // working directory: models/, runs/
+	sensors []string
+}
+
+func newFleet(t *testing.T) *fleet {
+	t.Helper()
+	dsn := testutil.NewDatabase(t)
+	ctx := context.Background()
+	cfg := pg.DefaultConfig()
+	cfg.DSN = dsn
+	db, err := pg.Connect(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	if _, err := pg.Migrate(ctx, db, cfg, pg.TimescaleOff, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	f := &fleet{db: db, cfg: cfg, now: time.Date(2025, 3, 10, 0, 0, 0, 0, time.UTC), dir: t.TempDir(), sensors: cfg.Sensors}
+	f.deployModel(t, "v1", 6)
+	f.reference(t, "train-1")
+	return f
+}
+
+// deployModel writes the model_metadata.json deploy would have written.
+func (f *fleet) deployModel(t *testing.T, version string, testMAE float64) {
+	t.Helper()
+	md := map[string]any{
+		"schema": "modax.model_metadata/v1", "model_version": version, "horizon_hours": 100.0, "features": f.sensors,
+		"training_run_id": "train-1", "test_metrics": map[string]any{"n": 500, "mae": testMAE, "rmse": testMAE * 1.3, "score": 1000.0},
+	}
+	b, _ := json.Marshal(md)
+	if err := os.MkdirAll(filepath.Join(f.dir, "models"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(f.dir, "models", "model_metadata.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sensorValue is the training distribution of sensor i: normal(50+10i, 5).
+func sensorValue(rng *rand.Rand, i int) float64 { return 50 + 10*float64(i) + 5*rng.NormFloat64() }
+
+// reference writes the training run's validation report (its reference
+// section, as validate writes it).
+func (f *fleet) reference(t *testing.T, runID string) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	ref := drift.Reference{Sensors: map[string]drift.Distribution{}}
+	for i, s := range f.sensors {
+		xs := make([]float64, 5000)
+		for j := range xs {
+			xs[j] = sensorValue(rng, i)
+		}
+		slices.Sort(xs)
+		ref.Sensors[s] = drift.Summarize(xs)
+	}
+	b, _ := json.Marshal(map[string]any{"reference": ref})
+	dir := filepath.Join(f.dir, "runs", runID)
+	os.MkdirAll(dir, 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "validation.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// plant writes 10 devices that each failed 30 h ago, hourly predictions of
+// version over the 100 h before (truth + bias + noise), one pending
+// prediction per device, and hourly readings of the last 7 days.
+func (f *fleet) plant(t *testing.T, version string, bias, tempShift float64) {
+	t.Helper()
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(3, 4))
+	var preds []dataset.Prediction
+	var failRows, readRows [][]any
+	for d := range 10 {
+		dev := fmt.Sprintf("dev-%02d", d)
+		fail := f.now.Add(-30 * time.Hour)
+		failRows = append(failRows, []any{"default", dev, fail, "failure"})
+		for k := 1; k <= 100; k++ {
+			at := fail.Add(-time.Duration(k) * time.Hour)
+			truth := float64(k)
+			preds = append(preds, dataset.Prediction{Tenant: "default", Device: dev, End: dataset.Micros(at),
+				RULPred: truth + bias + 2*rng.NormFloat64(), ModelVersion: version})
+		}
+		preds = append(preds, dataset.Prediction{Tenant: "default", Device: dev, End: dataset.Micros(f.now.Add(-2 * time.Hour)), RULPred: 80, ModelVersion: version})
+		for k := range 7 * 24 {
+			row := []any{"default", dev, f.now.Add(-time.Duration(k) * time.Hour)}
+			for i, s := range f.sensors {
+				v := sensorValue(rng, i)
+				if s == "temperature_mean" {
+					v += tempShift
+				}
+				row = append(row, v)
+			}
+			readRows = append(readRows, row)
+		}
+	}
+	// Another tenant's rows are never read.
+	preds = append(preds, dataset.Prediction{Tenant: "other", Device: "dev-00", End: dataset.Micros(f.now.Add(-40 * time.Hour)), RULPred: 1e6, ModelVersion: version})
+	if n, err := WritePredictions(ctx, f.db, f.cfg, preds); err != nil || n != int64(len(preds)) {
+		t.Fatalf("write predictions: %d, %v", n, err)
+	}
+	if _, err := f.db.CopyFrom(ctx, pgx.Identifier{f.cfg.FailureTable}, []string{"tenant_id", "device_id", "event_time", "event_type"}, pgx.CopyFromRows(failRows)); err != nil {
+		t.Fatal(err)
+	}
+	cols := append([]string{"tenant_id", "device_id", "timestamp"}, f.sensors...)
+	if _, err := f.db.CopyFrom(ctx, pgx.Identifier{f.cfg.SensorTable}, cols, pgx.CopyFromRows(readRows)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fleet) opts() Options {
+	o := DefaultOptions()
+	o.DB = f.cfg
+	o.ModelsDir = filepath.Join(f.dir, "models")
+	o.RunsDir = filepath.Join(f.dir, "runs")
+	return o
+}
+
+func (f *fleet) env() *runenv.Env {
+	e := runenv.New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil, "")
+	e.Now = func() time.Time { return f.now }
+	return e
+}
+
+func TestMonitorGoodModel(t *testing.T) {
+	f := newFleet(t)
+	f.plant(t, "v1", 0, 0)
+	rep, err := Run(context.Background(), f.env(), f.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Decision != DecisionOK || len(rep.Reasons) != 0 {
+		t.Fatalf("good model: %s %v", rep.Decision, rep.Reasons)
+	}
+	// 10 devices × 100 predictions with outcomes (truth 1..100 h), 10 pending;
+	// the other tenant's prediction is not counted.
+	if rep.Predictions.Total != 1010 || rep.Predictions.WithOutcome != 1000 || rep.Predictions.Pending != 10 {
+		t.Errorf("counts %+v", rep.Predictions)
+	}
+	p := rep.Performance
+	if p.N != 1000 || *p.MAE > 2 || *p.Degradation > 0.5 {
+		t.Errorf("performance MAE %v, degradation %v", *p.MAE, *p.Degradation)
+	}
+	if rep.Drift.Readings != 10*7*24 || len(rep.Drift.Sensors) != 5 || *rep.Drift.MaxPSI > 0.1 {
+		t.Errorf("drift %+v", rep.Drift)
+	}
+	if rep.Drift.Reference != filepath.Join(f.dir, "runs", "train-1", "validation.json") {
+		t.Errorf("reference %s", rep.Drift.Reference)
+	}
+	// The report and the monitor's run record.
+	rec, err := tracking.Load(filepath.Dir(rep.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != tracking.StatusFinished || rec.Tags["modax.monitor.decision"] != "ok" || float64(rec.FinalMetrics["realized_mae"]) != *p.MAE {
+		t.Errorf("monitor run record: %s %v %v", rec.Status, rec.Tags, rec.FinalMetrics)
+	}
+	var back Report
+	b, _ := os.ReadFile(rep.Path)
+	if err := json.Unmarshal(b, &back); err != nil || back.Decision != "ok" || back.Schema != ReportSchema {
+		t.Errorf("report file: %v %+v", err, back)
+	}
+}
+
+func TestMonitorDegradedModel(t *testing.T) {
+	f := newFleet(t)
+	f.plant(t, "v1", 15, 0) // predicts failures 15 h too late
+	o := f.opts()
+	rep, err := Run(context.Background(), f.env(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Decision != DecisionRetrain || len(rep.Reasons) != 1 || !strings.Contains(rep.Reasons[0], "the model's test MAE 6 h") {
+		t.Fatalf("degraded model: %s %v", rep.Decision, rep.Reasons)
+	}
+	if *rep.Performance.LateRate < 0.99 {
+		t.Errorf("late rate %v", *rep.Performance.LateRate)
+	}
+	// An absolute limit names itself; too few outcomes judge nothing.
+	o.MaxMAE, o.MaxDegradation = 10, 0
+	rep, _ = Run(context.Background(), f.env(), o)
+	if rep.Decision != DecisionRetrain || !strings.Contains(rep.Reasons[0], "> --max-mae 10 h") {
+		t.Errorf("max-mae: %v", rep.Reasons)
+	}
+	o.MinOutcomes = 5000
+	rep, _ = Run(context.Background(), f.env(), o)
+	if rep.Decision != DecisionOK || len(rep.Notes) == 0 || !strings.Contains(rep.Notes[0], "fewer than --min-outcomes 5000") {
+		t.Errorf("min-outcomes: %s %v", rep.Decision, rep.Notes)
+	}
+	// Predictions of another model version are not the deployed model's.
+	f.deployModel(t, "v2", 6)
+	rep, err = Run(context.Background(), f.env(), f.opts())
+	if err != nil || rep.Predictions.Total != 0 || rep.Decision != DecisionOK {
+		t.Errorf("new model without predictions: %v %+v %s", err, rep.Predictions, rep.Decision)
+	}
+}
+
+func TestMonitorDriftAndRetrain(t *testing.T) {
+	f := newFleet(t)
+	f.plant(t, "v1", 0, 25) // temperature recalibrated by +25
+	o := f.opts()
+	calls := 0
+	o.Retrain = true
+	o.Retrainer = func(context.Context) (*Retrained, error) {
+		calls++
+		return &Retrained{RunID: "retrain-1", Status: "finished", Decision: "deployed", Version: "v2"}, nil
+	}
+	rep, err := Run(context.Background(), f.env(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Decision != DecisionRetrain || len(rep.Reasons) != 1 || !strings.HasPrefix(rep.Reasons[0], "drift: temperature_mean PSI") {
+		t.Fatalf("drift: %s %v", rep.Decision, rep.Reasons)
+	}
+	for _, s := range rep.Drift.Sensors {
+		if s.Drifted != (s.Sensor == "temperature_mean") {
+			t.Errorf("sensor %s drifted=%v (PSI %.3f)", s.Sensor, s.Drifted, s.PSI)
+		}
+	}
+	if calls != 1 || rep.Retrain == nil || rep.Retrain.Version != "v2" {
+		t.Errorf("retrain: %d calls, %+v", calls, rep.Retrain)
+	}
+	// A retrained model that misses the gate: exit 5.
+	o.Retrainer = func(context.Context) (*Retrained, error) {
+		return &Retrained{RunID: "retrain-2", Status: "finished", Decision: "rejected"}, fmt.Errorf("pipeline: deploy: test MAE 30 > 15: %w", exitcode.ErrGate)
+	}
+	rep, err = Run(context.Background(), f.env(), o)
+	if exitcode.Code(err) != exitcode.Gate || rep.Retrain.Decision != "rejected" {
+		t.Errorf("gate miss: %v, %+v", err, rep.Retrain)
+	}
+	// A failed retraining: exit 1.
+	o.Retrainer = func(context.Context) (*Retrained, error) { return nil, errors.New("pipeline: collect: boom") }
+	_, err = Run(context.Background(), f.env(), o)
+	if exitcode.Code(err) != exitcode.Error || !strings.Contains(err.Error(), "boom") {
+		t.Errorf("failed retrain: %v", err)
+	}
+	// Without --retrain the decision is reported only.
+	o.Retrain = false
+	calls = 0
+	if rep, err := Run(context.Background(), f.env(), o); err != nil || rep.Decision != DecisionRetrain || rep.Retrain != nil {
+		t.Errorf("without --retrain: %v %+v", err, rep)
+	}
+}
+
+func TestMonitorErrors(t *testing.T) {
+	f := newFleet(t)
+	o := f.opts()
+	o.ModelsDir = t.TempDir()
+	if _, err := Run(context.Background(), f.env(), o); err == nil || !strings.Contains(err.Error(), "no deployed model") {
+		t.Errorf("no model: %v", err)
+	}
+	o = f.opts()
+	os.RemoveAll(filepath.Join(f.dir, "runs", "train-1"))
+	if _, err := Run(context.Background(), f.env(), o); !errors.Is(err, exitcode.ErrUsage) || !strings.Contains(err.Error(), "--reference") {
+		t.Errorf("no reference: %v", err)
+	}
+	o = f.opts()
+	o.Retrain = true
+	if _, err := Run(context.Background(), f.env(), o); !errors.Is(err, exitcode.ErrUsage) {
+		t.Errorf("--retrain without a retrainer: %v", err)
+	}
+}
