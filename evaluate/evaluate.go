@@ -323,11 +323,9 @@ func thresholds(opts Options, meta dataset.Meta, warn func(string)) (dataset.Thr
 // predictions file records another model (other content), the checkpoint is
 // left out: metrics.json keeps naming the model that made the predictions,
 // and the returned warning says so.
+//
+// An ONNX model (.onnx) has no training history; it is only checked.
 func checkModel(doc *Metrics, path, predPath string) ([]model.Epoch, string, error) {
-	ck, err := model.Load(path)
-	if err != nil {
-		return nil, "", fmt.Errorf("evaluate: %w", err)
-	}
 	sha, err := dataset.FileSHA256(path)
 	if err != nil {
 		return nil, "", fmt.Errorf("evaluate: %w", err)
@@ -335,6 +333,18 @@ func checkModel(doc *Metrics, path, predPath string) ([]model.Epoch, string, err
 	if doc.Model != nil && doc.Model.SHA256 != "" && doc.Model.SHA256 != sha {
 		return nil, fmt.Sprintf("%s was made by the model %s (sha256 %.12s…), not by %s (sha256 %.12s…): its training curves are left out and metrics.json names the model that made the predictions",
 			predPath, doc.Model.Path, doc.Model.SHA256, path, sha), nil
+	}
+	if strings.EqualFold(filepath.Ext(path), ".onnx") {
+		version := ""
+		if doc.Model != nil {
+			version = doc.Model.ModelVersion
+		}
+		doc.Model = &FileRef{Path: path, SHA256: sha, ModelVersion: version}
+		return nil, "", nil
+	}
+	ck, err := model.Load(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("evaluate: %w", err)
 	}
 	doc.Model = &FileRef{Path: path, SHA256: sha, ModelVersion: ck.Info.ModelVersion}
 	return ck.Info.History, "", nil
