@@ -281,15 +281,15 @@ func reduceLROnPlateau() hook {
 	}}
 }
 
-// logEpoch writes one log line per epoch.
-func logEpoch() hook {
+// logEpoch writes one log line per epoch with message msg.
+func logEpoch(msg string) hook {
 	return hook{name: "log", epoch: func(l *loop, e *model.Epoch) error {
 		args := []any{"epoch", e.Epoch, "of", l.o.Epochs, "train_loss", e.TrainLoss}
 		if l.d.val.n > 0 {
 			args = append(args, "val_loss", e.ValLoss, "val_rmse_h", e.ValRMSE)
 		}
 		args = append(args, "lr", e.LR, "samples_per_s", math.Round(e.SamplesPerS), "seconds", math.Round(e.Seconds*100)/100)
-		l.env.Log.Info("epoch", args...)
+		l.env.Log.Info(msg, args...)
 		return nil
 	}}
 }

@@ -463,3 +463,109 @@ func TestTrainGorgoniaResume(t *testing.T) {
 		}
 	}
 }
+
+// TestTrainRefit: --refit saves a model trained on the train and val windows
+// for the selection run's best epoch count, with the selection run's
+// learning rate in each epoch; with a constant learning rate it is
+// bit-identical to a plain run on a file whose val windows are train
+// windows.
+func TestTrainRefit(t *testing.T) {
+	win := windowsFile(t, traintest.Default())
+	dir := t.TempDir()
+	o := smallOptions(win, filepath.Join(dir, "refit.safetensors"))
+	o.Epochs, o.Patience, o.Refit = 6, 0, true
+	res, err := Run(context.Background(), testEnv(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rf := res.Refit
+	if rf == nil || rf.Epochs != res.BestEpoch || rf.Epochs < 1 || rf.TrainWindows != 256+64 || len(rf.History) != rf.Epochs ||
+		rf.FinalTrainLoss <= 0 || rf.SamplesPerS <= 0 || res.BestValRMSE == nil || res.Epochs != 6 || len(res.History) != 6 {
+		t.Fatalf("refit result %+v, refit %+v", res, rf)
+	}
+	ck, err := model.Load(o.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(ck.Info.Train), `"refit":{"epochs":`) || len(ck.Info.History) != 6 {
+		t.Fatalf("checkpoint train info %s, %d history rows", ck.Info.Train, len(ck.Info.History))
+	}
+
+	merged := windowsFile(t, traintest.Spec{Train: 256, Val: 64, Test: 64, Window: 12, Features: 3, Horizon: 100, Noise: 0.3, Seed: 1, ValAsTrain: true})
+	plain := smallOptions(merged, filepath.Join(dir, "plain.safetensors"))
+	plain.Epochs, plain.Patience, plain.ValSplit = rf.Epochs, 0, "none"
+	pres, err := Run(context.Background(), testEnv(), plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pres.TrainWindows != rf.TrainWindows || !tensorsEqual(t, o.Out, plain.Out) {
+		t.Fatalf("the refit differs from %d epochs on the merged train split (%d windows)", rf.Epochs, pres.TrainWindows)
+	}
+	sel := o
+	sel.Out, sel.Refit = filepath.Join(dir, "selection.safetensors"), false
+	if _, err := Run(context.Background(), testEnv(), sel); err != nil {
+		t.Fatal(err)
+	}
+	if tensorsEqual(t, o.Out, sel.Out) {
+		t.Fatal("the refit saved the selection run's weights")
+	}
+
+	// The learning rate of each refit epoch is the selection run's.
+	o2 := smallOptions(win, filepath.Join(dir, "plateau.safetensors"))
+	o2.Epochs, o2.Patience, o2.MinDelta, o2.LRPatience, o2.Refit = 5, 0, 0, 1, true
+	o2.LR = 0.2 // diverges a little: plateaus, so the rate drops
+	res, err = Run(context.Background(), testEnv(), o2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lrs := map[float64]bool{}
+	for i, e := range res.Refit.History {
+		lrs[e.LR] = true
+		if e.LR != res.History[i].LR {
+			t.Fatalf("refit epoch %d: lr %g, the selection run's %g", i+1, e.LR, res.History[i].LR)
+		}
+	}
+	if len(lrs) < 2 {
+		t.Fatalf("the learning rate never changed in %d refit epochs: the test checks nothing", len(res.Refit.History))
+	}
+}
+
+// TestTrainRefitInterrupt: an interruption during the refit writes the
+// selection run's best weights and exits as interrupted; --resume with
+// --refit redoes the refit and ends with the uninterrupted run's weights.
+func TestTrainRefitInterrupt(t *testing.T) {
+	win := windowsFile(t, traintest.Default())
+	dir := t.TempDir()
+	full := smallOptions(win, filepath.Join(dir, "full.safetensors"))
+	full.Epochs, full.Patience, full.Refit = 3, 0, true
+	if _, err := Run(context.Background(), testEnv(), full); err != nil {
+		t.Fatal(err)
+	}
+	sel := full
+	sel.Out, sel.Refit = filepath.Join(dir, "selection.safetensors"), false
+	if _, err := Run(context.Background(), testEnv(), sel); err != nil {
+		t.Fatal(err)
+	}
+
+	o := full
+	o.Out = filepath.Join(dir, "cut.safetensors")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	env := testEnv()
+	env.Progress = cancelAfter(3*16+4, cancel) // 3 selection epochs of 16 batches, then 4 refit batches
+	res, err := Run(ctx, env, o)
+	if !errors.Is(err, context.Canceled) || exitcode.Code(err) != exitcode.Interrupted || !strings.Contains(err.Error(), "refit interrupted") {
+		t.Fatalf("interrupted refit: %v", err)
+	}
+	if res == nil || res.Refit != nil || res.Epochs != 3 || !tensorsEqual(t, sel.Out, o.Out) {
+		t.Fatalf("interrupted refit: %+v; the checkpoint should hold the selection run's weights", res)
+	}
+	o.Resume = o.Out
+	res, err = Run(context.Background(), testEnv(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Refit == nil || !tensorsEqual(t, full.Out, o.Out) {
+		t.Fatal("resumed refit differs from the uninterrupted one")
+	}
+}
