@@ -82,6 +82,12 @@ type Options struct {
 
 	// ValSplit is the split validated on every epoch (none: no validation).
 	ValSplit string `yaml:"val_split"`
+	// EMADecay > 0 keeps an exponential moving average of the weights,
+	// updated after every optimizer step with decay min(EMADecay,
+	// (1+t)/(10+t)) at step t; validation, early stopping and the saved
+	// checkpoint use the averaged weights (Polyak averaging).
+	EMADecay float64 `yaml:"ema_decay"`
+
 	// Refit, after early stopping has picked the best epoch E on the val
 	// split, trains a fresh model (same seed, so the same initial weights)
 	// on the train and val windows together for E epochs with the selection
@@ -165,6 +171,8 @@ func (o *Options) validate() error {
 		return usage("--lr-factor %g not in (0, 1)", o.LRFactor)
 	case o.Workers < 0:
 		return usage("--workers %d < 0", o.Workers)
+	case o.EMADecay < 0 || o.EMADecay >= 1:
+		return usage("--ema-decay %g not in [0, 1)", o.EMADecay)
 	}
 	if o.Refit && (o.ValSplit == "" || o.ValSplit == "none") {
 		return usage("--refit needs a --val-split to pick the number of epochs on")

@@ -81,7 +81,7 @@ func refit(ctx context.Context, env *runenv.Env, o *Options, d *data, sel *loop,
 	if n := len(l.history); n > 0 {
 		r.FinalTrainLoss = l.history[n-1].TrainLoss
 	}
-	return r, eng.Params(), nil
+	return r, l.evalParams(), nil
 }
 
 // replayLR sets the learning rate of each next epoch from lrs (lrs[i] is

@@ -66,6 +66,7 @@ type trainInfo struct {
 	Epochs       int     `json:"epochs,omitempty"`
 	BatchSize    int     `json:"batch_size,omitempty"`
 	Adam         nn.Adam `json:"adam"`
+	EMADecay     float64 `json:"ema_decay,omitempty"`
 	Loss         string  `json:"loss,omitempty"`
 	HuberDelta   float64 `json:"huber_delta_hours,omitempty"`
 	TargetScale  float64 `json:"target_scale"`
@@ -216,6 +217,13 @@ func runLSTM(ctx context.Context, env *runenv.Env, o Options) (*Result, error) {
 	if sc != nil && st.HasBest {
 		l.best = sc.best
 	}
+	if l.ema != nil && sc != nil {
+		if sc.ema != nil {
+			l.ema = sc.ema
+		} else {
+			env.Log.Warn("the optimizer state has no weight average: --ema-decay starts it from the resumed weights", "checkpoint", o.Resume)
+		}
+	}
 	l.hooks = []hook{earlyStopping(), reduceLROnPlateau(), logEpoch("epoch"), progressBar()}
 	l.bar = env.Progress("train", "samples", int64(o.Epochs)*int64(d.train.n))
 	if done := int64(st.Epoch)*int64(d.train.n) + int64(min(st.NextBatch*o.BatchSize, d.train.n)); done > 0 {
@@ -325,7 +333,7 @@ func resume(env *runenv.Env, o *Options, d *data) (*resumed, error) {
 func saveLSTM(env *runenv.Env, o *Options, d *data, l *loop, interrupted bool, firstEpoch int, blasName string, rf *RefitResult, rfParams *model.Params) (*Result, error) {
 	final := l.best
 	if final == nil {
-		final = l.eng.Params()
+		final = l.evalParams()
 	}
 	if rfParams != nil {
 		final = rfParams
@@ -342,8 +350,8 @@ func saveLSTM(env *runenv.Env, o *Options, d *data, l *loop, interrupted bool, f
 	version := modelVersion(env, o)
 	ti := trainInfo{
 		Model: ModelLSTM, Engine: o.Engine, BLAS: blasDesc, Workers: o.Workers, Epochs: o.Epochs, BatchSize: o.BatchSize,
-		Adam: nn.Adam{LR: o.LR, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: o.WeightDecay, ClipNorm: o.ClipNorm},
-		Loss: o.Loss, TargetScale: l.scale, Patience: o.Patience, MinDelta: o.MinDelta, LRPatience: o.LRPatience,
+		Adam:     nn.Adam{LR: o.LR, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: o.WeightDecay, ClipNorm: o.ClipNorm},
+		EMADecay: o.EMADecay, Loss: o.Loss, TargetScale: l.scale, Patience: o.Patience, MinDelta: o.MinDelta, LRPatience: o.LRPatience,
 		ValSplit: o.ValSplit, Seed: o.Seed, TrainWindows: d.train.n, ValWindows: d.val.n,
 		EpochsRun: l.st.Epoch, BestEpoch: l.st.BestEpoch, StoppedEarly: l.st.Stopped, Interrupted: interrupted,
 		ResumedFrom: o.Resume, Optimizer: SidecarPath(o.Out), Refit: rf,
@@ -361,7 +369,7 @@ func saveLSTM(env *runenv.Env, o *Options, d *data, l *loop, interrupted bool, f
 	info.History = l.history
 	ck := &model.Checkpoint{Params: scaleFC2(final, l.scale), Info: info}
 	sidePath := SidecarPath(o.Out)
-	sc := &sidecar{state: l.st, m: m, v: v, w: l.eng.Params(), best: l.best}
+	sc := &sidecar{state: l.st, m: m, v: v, w: l.eng.Params(), best: l.best, ema: l.ema}
 	if err := writeSidecar(sidePath, l.arch, sc); err != nil {
 		return nil, fmt.Errorf("train: write optimizer state: %w", err)
 	}

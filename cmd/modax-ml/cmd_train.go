@@ -89,6 +89,7 @@ instead: the baseline that shows whether the LSTM earns its cost.`,
 	bindInt(f, "lr-patience", "train.lr_patience", d.LRPatience, "reduce the learning rate after this many epochs without improvement (0: off)")
 	bindFloat(f, "lr-factor", "train.lr_factor", d.LRFactor, "learning-rate reduction factor")
 	bindFloat(f, "min-lr", "train.min_lr", d.MinLR, "lower bound of the learning rate")
+	bindFloat(f, "ema-decay", "train.ema_decay", d.EMADecay, "validate and save a moving average of the weights with this decay per step (0: off; e.g. 0.99)")
 	bindString(f, "val-split", "train.val_split", d.ValSplit, `split validated every epoch ("none": no validation)`)
 	bindBool(f, "refit", "train.refit", d.Refit, "after early stopping picks the best epoch E, train a fresh model on the train and val windows for E epochs and save it")
 	bindInt64(f, "seed", "train.seed", d.Seed, "seed of initialisation, shuffling and dropout")
