@@ -108,6 +108,12 @@ func checkChain(t *testing.T, models string) {
 func TestCrashDuringDeploy(t *testing.T) {
 	ctx := context.Background()
 	c1, c2 := candidateDir(t, 51, 7), candidateDir(t, 52, 6)
+	// v52 comes with a validation report: the fifth file staged.
+	o2 := func(models string) Options {
+		o := opts(models, c2)
+		o.Validation = writeValidation(t, filepath.Dir(c2.Metrics), "sensor_0", "sensor_1", "sensor_2")
+		return o
+	}
 	for _, tc := range []struct {
 		step string
 		nth  int
@@ -116,6 +122,7 @@ func TestCrashDuringDeploy(t *testing.T) {
 		{"locked", 1, "v51"},
 		{"staging", 1, "v51"}, // after the first file of the version
 		{"staging", 3, "v51"},
+		{"staging", 5, "v51"},
 		{"staged", 1, "v51"},
 		{"published", 1, "v51"},
 		{"link-created", 1, "v51"},
@@ -127,7 +134,7 @@ func TestCrashDuringDeploy(t *testing.T) {
 			if _, err := Run(ctx, env(), opts(models, c1)); err != nil {
 				t.Fatal(err)
 			}
-			crash(t, helperJob{Action: "deploy", Opts: opts(models, c2), CrashAt: tc.step, Nth: tc.nth})
+			crash(t, helperJob{Action: "deploy", Opts: o2(models), CrashAt: tc.step, Nth: tc.nth})
 			if got := served(t, models); got != tc.want {
 				t.Fatalf("after a crash at %s: %s served, want %s", tc.step, got, tc.want)
 			}
@@ -135,9 +142,12 @@ func TestCrashDuringDeploy(t *testing.T) {
 			if _, err := List(ctx, opts(models, c2)); err != nil {
 				t.Fatal(err)
 			}
-			res, err := Run(ctx, env(), opts(models, c2))
+			res, err := Run(ctx, env(), o2(models))
 			if err != nil {
 				t.Fatalf("deploy after the crash: %v", err)
+			}
+			if err := checkServable(&store{dir: models}, "v52"); err != nil || res.Validation == "" {
+				t.Fatalf("v52 after recovery: %v (validation %q)", err, res.Validation)
 			}
 			if served(t, models) != "v52" || len(leftovers(t, models)) > 0 {
 				t.Fatalf("after recovery: served %s, leftovers %v, %+v", served(t, models), leftovers(t, models), res)

@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 
 	"github.com/modax/modax-ml/internal/dataset"
+	"github.com/modax/modax-ml/internal/drift"
 	"github.com/modax/modax-ml/internal/duration"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/metricsfile"
@@ -33,6 +35,11 @@ import (
 // reaches on C-MAPSS FD001 (RMSE ≈ 13–16 on a 125 h cap).
 const DefaultMaxMAE = 15.0
 
+// DefaultValidation is the validation report a deploy publishes with the
+// model when Validation is not set and the file exists (the command's
+// default; DESIGN.md §3 file name).
+const DefaultValidation = "validation.json"
+
 // Options configure deploy, deploy list and deploy rollback. They are the
 // `deploy` section of the config.
 type Options struct {
@@ -41,6 +48,11 @@ type Options struct {
 	Model   string `yaml:"model"`
 	ONNX    string `yaml:"onnx"`
 	Metrics string `yaml:"metrics"`
+	// Validation is the validation report of the training data (validate's
+	// validation.json), published with the version: its reference
+	// statistics are what monitor measures input drift against. Empty:
+	// none (the command defaults it to validation.json when that exists).
+	Validation string `yaml:"validation"`
 	// ModelsDir is the model directory (DESIGN.md: models/).
 	ModelsDir string `yaml:"models_dir"`
 	// Version names the release; default: the checkpoint's model_version.
@@ -79,9 +91,10 @@ func DefaultOptions() Options {
 		Split: dataset.SplitTest, MaxMAE: DefaultMaxMAE, BeatMetric: "mae", LockTimeout: duration.Duration(10 * time.Minute)}
 }
 
-// Registry is the seam for a model registry. Promote is called after a
-// release is published and served (deploy or rollback); an error does not
-// undo the local release (models/ is the source of truth) but makes the
+// Registry is the seam for a model registry. Promote is called, under the
+// models lock, after a deploy or rollback switched the served model (not for
+// a deploy of the version already served: nothing changed); an error does
+// not undo the local release (models/ is the source of truth) but makes the
 // command exit 4.
 type Registry interface {
 	Promote(ctx context.Context, r Release) error
@@ -93,6 +106,7 @@ type Release struct {
 	Version  string    // the served version
 	Previous string    // the version served before
 	Dir      string    // models/versions/<version>
+	Served   string    // models/rul_predictor.onnx
 	Metadata *Metadata // its model_metadata.json
 }
 
@@ -147,8 +161,11 @@ type Result struct {
 	Served   string      `json:"served,omitempty"` // models/rul_predictor.onnx
 	Dir      string      `json:"dir,omitempty"`    // models/versions/<version>
 	Pruned   []string    `json:"pruned,omitempty"`
-	Seconds  float64     `json:"seconds"`
-	Registry string      `json:"registry,omitempty"` // "promoted", or the error
+	// Validation is the served version's validation report (monitor's drift
+	// reference), when it has one.
+	Validation string  `json:"validation,omitempty"`
+	Seconds    float64 `json:"seconds"`
+	Registry   string  `json:"registry,omitempty"` // "promoted", or the error
 }
 
 // candidate is what a deploy reads before touching anything.
@@ -161,6 +178,10 @@ type candidate struct {
 	metrics  *metricsfile.File
 	version  string
 	metadata *Metadata
+	// validation is the validation report's bytes (nil: none), reference
+	// its decoded reference statistics.
+	validation []byte
+	reference  *drift.Reference
 }
 
 // Run gates and deploys the candidate model.
@@ -174,6 +195,12 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Version: c.version}
+	if c.reference != nil {
+		if missing := missingReference(c); len(missing) > 0 {
+			env.Log.Warn("the validation report has no reference statistics for some of the model's features: monitor cannot measure their drift",
+				"validation", opts.Validation, "features", strings.Join(missing, ","))
+		}
+	}
 	// Absolute limits need nothing from the model directory: a model that
 	// misses them never touches it.
 	res.Gate = absoluteGate(opts, c.metrics)
@@ -233,6 +260,9 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 			return res, err
 		}
 		files := map[string][]byte{fileONNX: c.onnx, fileCheckpoint: c.ckBytes, fileMetrics: c.metrics.Raw, fileMetadata: append(meta, '\n')}
+		if c.validation != nil {
+			files[fileValidation] = c.validation
+		}
 		if err := s.publish(c.version, files); err != nil {
 			return res, fmt.Errorf("deploy: %w (nothing deployed; %s still serves %s)", err, opts.ModelsDir, orNone(cur))
 		}
@@ -246,6 +276,9 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	}
 	step("switched")
 	res.Deployed, res.Served, res.Dir = true, s.path(servedONNX), vdir
+	if _, err := os.Stat(filepath.Join(vdir, fileValidation)); err == nil {
+		res.Validation = filepath.Join(vdir, fileValidation)
+	}
 	h, err := s.history()
 	if err != nil {
 		return res, fmt.Errorf("deploy: %s is served, but: %w", c.version, err)
@@ -268,6 +301,9 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	}
 	res.Seconds = env.Now().Sub(start).Seconds()
 	env.Log.Info("deployed", "version", c.version, "previous", res.Previous, "served", res.Served, "pruned", len(res.Pruned))
+	if cur == c.version {
+		return res, nil
+	}
 	if err := promote(ctx, s, opts, "deploy", c.version, cur, res); err != nil {
 		return res, err
 	}
@@ -357,6 +393,14 @@ func readCandidate(opts Options) (*candidate, error) {
 	if _, ok := c.metrics.Splits[opts.Split]; !ok {
 		return nil, fmt.Errorf("deploy: metrics %s have no %q split to gate on", opts.Metrics, opts.Split)
 	}
+	if opts.Validation != "" {
+		if c.validation, err = os.ReadFile(opts.Validation); err != nil {
+			return nil, fmt.Errorf("deploy: validation report: %w", err)
+		}
+		if c.reference, err = drift.DecodeReference(opts.Validation, c.validation); err != nil {
+			return nil, fmt.Errorf("deploy: --validation: %w", err)
+		}
+	}
 	c.version = opts.Version
 	if c.version == "" {
 		c.version = c.ck.Info.ModelVersion
@@ -371,6 +415,18 @@ func readCandidate(opts Options) (*candidate, error) {
 		return nil, fmt.Errorf("deploy: %w", err)
 	}
 	return c, nil
+}
+
+// missingReference lists the model's features the validation report has no
+// reference distribution for.
+func missingReference(c *candidate) []string {
+	var out []string
+	for _, f := range c.metadata.Features {
+		if _, ok := c.reference.Sensors[f]; !ok {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // absoluteGate evaluates the --max-* limits.
@@ -496,7 +552,8 @@ func promote(ctx context.Context, s *store, opts Options, action, v, prev string
 	if err != nil {
 		return err
 	}
-	if err := opts.Registry.Promote(ctx, Release{Action: action, Version: v, Previous: prev, Dir: s.versionDir(v), Metadata: md}); err != nil {
+	rel := Release{Action: action, Version: v, Previous: prev, Dir: s.versionDir(v), Served: s.path(servedONNX), Metadata: md}
+	if err := opts.Registry.Promote(ctx, rel); err != nil {
 		res.Registry = err.Error()
 		return fmt.Errorf("deploy: %s is served locally, but the model registry failed: %w: %w", v, exitcode.ErrTracking, err)
 	}
@@ -579,6 +636,15 @@ func checkServable(s *store, v string) error {
 	}
 	if got := onnxmodel.SHA256(b); got != md.ONNX.SHA256 {
 		return fmt.Errorf("version %s: %s has sha256 %.12s…, its metadata says %.12s… (corrupt)", v, fileONNX, got, md.ONNX.SHA256)
+	}
+	if md.Validation != nil {
+		got, err := dataset.FileSHA256(s.path(versionsDir, v, fileValidation))
+		if err != nil {
+			return fmt.Errorf("version %s: %w", v, err)
+		}
+		if got != md.Validation.SHA256 {
+			return fmt.Errorf("version %s: %s has sha256 %.12s…, its metadata says %.12s… (corrupt)", v, fileValidation, got, md.Validation.SHA256)
+		}
 	}
 	ck, err := model.Load(s.path(versionsDir, v, fileCheckpoint))
 	if err != nil {

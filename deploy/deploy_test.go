@@ -16,6 +16,7 @@ import (
 	"github.com/modax/modax-ml/internal/duration"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/fixture"
+	"github.com/modax/modax-ml/internal/lock"
 	"github.com/modax/modax-ml/internal/model"
 	"github.com/modax/modax-ml/internal/onnxmodel"
 	"github.com/modax/modax-ml/internal/runenv"
@@ -431,7 +432,7 @@ func TestLock(t *testing.T) {
 	}
 	o := opts(models, candidateDir(t, 40, 5))
 	o.LockTimeout = duration.Duration(200 * time.Millisecond)
-	if _, err := Run(ctx, env(), o); err == nil || !strings.Contains(err.Error(), "another deploy holds it (pid") {
+	if _, err := Run(ctx, env(), o); !errors.Is(err, lock.ErrHeld) || !strings.Contains(err.Error(), "another deploy holds it (pid") {
 		t.Fatalf("err = %v, want a lock timeout naming the holder", err)
 	}
 	held.close()

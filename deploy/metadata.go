@@ -11,6 +11,7 @@ import (
 	"github.com/advancedclimatesystems/gonnx/onnx"
 
 	"github.com/modax/modax-ml/internal/dataset"
+	"github.com/modax/modax-ml/internal/metricsfile"
 	"github.com/modax/modax-ml/internal/model"
 	"github.com/modax/modax-ml/internal/onnxmodel"
 )
@@ -36,14 +37,6 @@ type ONNXInfo struct {
 	ScalerEmbedded bool   `json:"scaler_embedded"`
 }
 
-// SplitMetrics are the contract metrics of one split.
-type SplitMetrics struct {
-	N     int      `json:"n"`
-	MAE   *float64 `json:"mae"`
-	RMSE  *float64 `json:"rmse"`
-	Score *float64 `json:"score"`
-}
-
 // Metadata is model_metadata.json: what a consumer of rul_predictor.onnx
 // needs to feed it and to judge it. Metrics are the evaluation's real
 // numbers (the design wrote config.get('metrics', {}), always empty).
@@ -64,9 +57,12 @@ type Metadata struct {
 	Checkpoint      FileRef            `json:"checkpoint"`
 	// TestMetrics are the gate split's contract metrics; Metrics the whole
 	// "splits" object of metrics.json as evaluate wrote it.
-	TestMetrics   SplitMetrics    `json:"test_metrics"`
-	Metrics       json.RawMessage `json:"metrics"`
-	MetricsFile   FileRef         `json:"metrics_file"`
+	TestMetrics metricsfile.Split `json:"test_metrics"`
+	Metrics     json.RawMessage   `json:"metrics"`
+	MetricsFile FileRef           `json:"metrics_file"`
+	// Validation is the validation report published with the version (the
+	// training data's reference statistics for monitor); nil when none was.
+	Validation    *FileRef        `json:"validation,omitempty"`
 	DataRange     json.RawMessage `json:"data_range"`
 	TrainingRunID string          `json:"training_run_id,omitempty"`
 	ExportRunID   string          `json:"export_run_id,omitempty"`
@@ -82,7 +78,6 @@ func newMetadata(c *candidate, opts Options) (*Metadata, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics %s: %w", opts.Metrics, err)
 	}
-	sm := c.metrics.Splits[opts.Split]
 	embedded, _ := strconv.ParseBool(p[onnxmodel.MetaScalerEmbedded])
 	dynamic := false
 	var input string
@@ -107,11 +102,14 @@ func newMetadata(c *candidate, opts Options) (*Metadata, error) {
 			Opset: onnxmodel.Opset(c.mp), IRVersion: c.mp.GetIrVersion(), Input: input, Output: onnxmodel.OutputName + " [batch,1] hours",
 			DynamicSeq: dynamic, ScalerEmbedded: embedded},
 		Checkpoint:    FileRef{File: fileCheckpoint, SHA256: c.ckSHA, Bytes: int64(len(c.ckBytes))},
-		TestMetrics:   SplitMetrics{N: sm.N, MAE: sm.MAE, RMSE: sm.RMSE, Score: sm.Score},
+		TestMetrics:   c.metrics.Splits[opts.Split],
 		Metrics:       splits,
 		MetricsFile:   FileRef{File: fileMetrics, SHA256: c.metrics.SHA256, Bytes: int64(len(c.metrics.Raw))},
 		TrainingRunID: in.RunID, ExportRunID: p[onnxmodel.MetaRunID],
 		GitCommit: gitCommit(),
+	}
+	if c.validation != nil {
+		md.Validation = &FileRef{File: fileValidation, SHA256: onnxmodel.SHA256(c.validation), Bytes: int64(len(c.validation))}
 	}
 	if dr := p[onnxmodel.MetaDataRange]; dr != "" && json.Valid([]byte(dr)) {
 		md.DataRange = json.RawMessage(dr)

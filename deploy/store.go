@@ -9,12 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/modax/modax-ml/internal/dataset"
+	"github.com/modax/modax-ml/internal/lock"
 )
 
 // The model directory:
@@ -23,6 +25,7 @@ import (
 //	  .lock                      serialises deploys (flock; never removed)
 //	  history.json               deploy and rollback events, oldest first
 //	  versions/<version>/        model.onnx, model.safetensors, metrics.json, model_metadata.json
+//	                             [, validation.json: the training data's reference statistics]
 //	  current -> versions/<v>    the one atomic switch (a symlink replaced by rename)
 //	  rul_predictor.onnx -> current/model.onnx
 //	  model_metadata.json -> current/model_metadata.json
@@ -48,10 +51,16 @@ const (
 	fileCheckpoint = "model.safetensors"
 	fileMetrics    = "metrics.json"
 	fileMetadata   = "model_metadata.json"
+	fileValidation = "validation.json"
 )
 
-// versionFiles are the files of a complete version directory.
-var versionFiles = []string{fileONNX, fileCheckpoint, fileMetrics, fileMetadata}
+// versionFiles are the files of a complete version directory; optionalFiles
+// those it has when the deploy was given them (model_metadata.json names
+// them with their sha256).
+var (
+	versionFiles  = []string{fileONNX, fileCheckpoint, fileMetrics, fileMetadata}
+	optionalFiles = []string{fileValidation}
+)
 
 var versionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$`)
 
@@ -80,55 +89,30 @@ func step(name string) {
 // store is an opened model directory.
 type store struct {
 	dir  string
-	lock *os.File
+	lock *lock.Lock
 }
 
 // openStore creates the model directory if needed and takes its lock,
 // waiting up to timeout (or until ctx ends) for another deploy to finish.
+// The lock is an flock (internal/lock): it dies with the process.
 func openStore(ctx context.Context, dir string, timeout time.Duration) (*store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, versionsDir), 0o755); err != nil {
 		return nil, fmt.Errorf("models dir %s: %w", dir, err)
 	}
 	path := filepath.Join(dir, lockFile)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	l, err := lock.Acquire(ctx, path, lock.Options{Wait: timeout, What: "modax-ml deploy"})
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		var held *lock.HeldError
+		if errors.As(err, &held) {
+			return nil, fmt.Errorf("lock %s: another deploy holds it (%s) after waiting %s: %w", path, held.Holder, timeout, lock.ErrHeld)
+		}
+		return nil, err
 	}
-	deadline := time.Now().Add(timeout)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		if time.Now().After(deadline) {
-			holder, _ := os.ReadFile(path)
-			f.Close()
-			return nil, fmt.Errorf("lock %s: another deploy holds it (%s) after waiting %s", path, strings.TrimSpace(string(holder)), timeout)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	// Who holds the lock, for the message of a waiting deploy.
-	if err := f.Truncate(0); err == nil {
-		host, _ := os.Hostname()
-		_, _ = f.WriteAt([]byte(fmt.Sprintf("pid %d on %s since %s\n", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))), 0)
-	}
-	return &store{dir: dir, lock: f}, nil
+	return &store{dir: dir, lock: l}, nil
 }
 
 // close releases the lock.
-func (s *store) close() {
-	_ = syscall.Flock(int(s.lock.Fd()), syscall.LOCK_UN)
-	s.lock.Close()
-}
+func (s *store) close() { _ = s.lock.Unlock() }
 
 func (s *store) path(parts ...string) string {
 	return filepath.Join(append([]string{s.dir}, parts...)...)
@@ -264,8 +248,12 @@ func (s *store) publish(v string, files map[string][]byte) error {
 			os.RemoveAll(stage)
 		}
 	}()
-	for _, name := range versionFiles {
-		if err := writeFileSync(filepath.Join(stage, name), files[name]); err != nil {
+	for _, name := range append(slices.Clone(versionFiles), optionalFiles...) {
+		data, ok := files[name]
+		if !ok && slices.Contains(optionalFiles, name) {
+			continue
+		}
+		if err := writeFileSync(filepath.Join(stage, name), data); err != nil {
 			return fmt.Errorf("publish %s: %w", v, err)
 		}
 		step("staging")

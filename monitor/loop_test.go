@@ -150,6 +150,12 @@ func TestContinuousTrainingLoop(t *testing.T) {
 	if !strings.Contains(strings.Join(rep.Reasons, "\n"), "drift: temperature_mean PSI") {
 		t.Errorf("the temperature drift was not found: %v", rep.Reasons)
 	}
+	// The reference is the training data's, published by the pipeline's
+	// deploy with the served version.
+	want, _ := filepath.EvalSymlinks(filepath.Join(dir, "models", "versions", first.Version, "validation.json"))
+	if want == "" || rep.Drift.Reference != want {
+		t.Errorf("reference %s, want the served version's %s", rep.Drift.Reference, want)
+	}
 	if rep.Retrain == nil || rep.Retrain.Decision != tracking.DeployDeployed || rep.Retrain.Version == first.Version {
 		t.Fatalf("retrain: %+v", rep.Retrain)
 	}

@@ -7,7 +7,7 @@
 // RUL: MAE, RMSE, the PHM08 score and the late-prediction rate. It measures
 // the drift of the recent readings (sensor_data) against the reference
 // distributions of the data the model was trained on (the validation report
-// of its training run) with the population stability index and the
+// deploy published with the served version, else its training run's) with the population stability index and the
 // Kolmogorov–Smirnov statistic. It decides ok, or retrain when the realized
 // MAE exceeds --max-mae, or degrades by more than --max-degradation against
 // the model's test MAE, or a sensor drifts beyond --max-psi. The report is
@@ -56,9 +56,10 @@ type Options struct {
 	// model_metadata.json names the deployed model.
 	ModelsDir string `yaml:"models_dir"`
 	// Reference is the validation report whose reference distributions the
-	// recent readings are compared with. Empty: the one saved with the
-	// deployed model (models/current/validation.json), else the training
-	// run's (runs/<training_run_id>/validation.json).
+	// recent readings are compared with. Empty: the one deploy published
+	// with the served version (validation.json next to its
+	// model_metadata.json, checked against the sha256 recorded there), else
+	// the training run's (runs/<training_run_id>/validation.json).
 	Reference string `yaml:"reference"`
 	// Lookback is how far back predictions and readings are judged.
 	Lookback duration.Duration `yaml:"lookback"`
@@ -142,6 +143,11 @@ type Model struct {
 	TestMAE       *float64 `json:"test_mae"`
 	TestRMSE      *float64 `json:"test_rmse"`
 	TestScore     *float64 `json:"test_score"`
+
+	// dir is the served version's directory (where model_metadata.json
+	// resolves to); validationSHA the sha256 of its validation report as
+	// the metadata records it ("" when it has none).
+	dir, validationSHA string
 }
 
 // Counts are the predictions in the window.
@@ -409,13 +415,20 @@ func finishRecord(ctx context.Context, rec *tracking.Recorder, o Options, rep *R
 	return errors.Join(errs...)
 }
 
-// readModel reads the deployed model's metadata (deploy's model_metadata.json).
+// readModel reads the deployed model's metadata (deploy's model_metadata.json,
+// a link into the served version's directory: it is resolved once, so that
+// the metadata and the reference statistics come from the same version even
+// if a deploy switches meanwhile).
 func readModel(modelsDir string) (Model, error) {
 	path := filepath.Join(modelsDir, "model_metadata.json")
-	b, err := os.ReadFile(path)
+	resolved, err := filepath.EvalSymlinks(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return Model{}, fmt.Errorf("monitor: no deployed model: %s does not exist (deploy one first)", path)
 	}
+	if err != nil {
+		return Model{}, fmt.Errorf("monitor: %w", err)
+	}
+	b, err := os.ReadFile(resolved)
 	if err != nil {
 		return Model{}, fmt.Errorf("monitor: %w", err)
 	}
@@ -430,6 +443,10 @@ func readModel(modelsDir string) (Model, error) {
 			RMSE  *float64 `json:"rmse"`
 			Score *float64 `json:"score"`
 		} `json:"test_metrics"`
+		Validation *struct {
+			File   string `json:"file"`
+			SHA256 string `json:"sha256"`
+		} `json:"validation"`
 	}
 	if err := json.Unmarshal(b, &md); err != nil {
 		return Model{}, fmt.Errorf("monitor: %s: %w", path, err)
@@ -437,9 +454,20 @@ func readModel(modelsDir string) (Model, error) {
 	if md.ModelVersion == "" || !(md.HorizonHours > 0) {
 		return Model{}, fmt.Errorf("monitor: %s: no model_version or horizon_hours (not a deploy metadata file?)", path)
 	}
-	return Model{Version: md.ModelVersion, HorizonHours: md.HorizonHours, TrainingRunID: md.TrainingRunID, Features: md.Features,
-		TestN: md.TestMetrics.N, TestMAE: md.TestMetrics.MAE, TestRMSE: md.TestMetrics.RMSE, TestScore: md.TestMetrics.Score}, nil
+	m := Model{Version: md.ModelVersion, HorizonHours: md.HorizonHours, TrainingRunID: md.TrainingRunID, Features: md.Features,
+		TestN: md.TestMetrics.N, TestMAE: md.TestMetrics.MAE, TestRMSE: md.TestMetrics.RMSE, TestScore: md.TestMetrics.Score,
+		dir: filepath.Dir(resolved)}
+	if v := md.Validation; v != nil {
+		if v.File != validationFile || v.SHA256 == "" {
+			return Model{}, fmt.Errorf("monitor: %s: validation names %q (sha256 %q), want %s with its sha256", path, v.File, v.SHA256, validationFile)
+		}
+		m.validationSHA = v.SHA256
+	}
+	return m, nil
 }
+
+// validationFile is the validation report's name in a version directory.
+const validationFile = "validation.json"
 
 // findReference resolves the validation report with the reference
 // distributions.
@@ -447,7 +475,20 @@ func findReference(o Options, m Model) (string, error) {
 	if o.Reference != "" {
 		return o.Reference, nil
 	}
-	cands := []string{filepath.Join(o.ModelsDir, "current", "validation.json")}
+	served := filepath.Join(m.dir, validationFile)
+	if m.validationSHA != "" {
+		// Published with the served version: it must be there, unchanged.
+		sum, err := dataset.FileSHA256(served)
+		if err != nil {
+			return "", fmt.Errorf("monitor: the served model %s: %w", m.Version, err)
+		}
+		if sum != m.validationSHA {
+			return "", fmt.Errorf("monitor: %s has sha256 %.12s…, model_metadata.json of %s records %.12s… (corrupt; redeploy or pass --reference)",
+				served, sum, m.Version, m.validationSHA)
+		}
+		return served, nil
+	}
+	cands := []string{served}
 	if m.TrainingRunID != "" {
 		runsDir := o.RunsDir
 		if runsDir == "" {

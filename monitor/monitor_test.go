@@ -2,6 +2,8 @@ package monitor
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -128,21 +130,60 @@ func sensorValue(rng *rand.Rand, i int) float64 { return 50 + 10*float64(i) + 5*
 // section, as validate writes it).
 func (f *fleet) reference(t *testing.T, runID string) {
 	t.Helper()
+	dir := filepath.Join(f.dir, "runs", runID)
+	os.MkdirAll(dir, 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "validation.json"), f.referenceJSON(0), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// referenceJSON is a validation report whose reference is the training
+// distribution, with temperature_mean shifted by tempShift.
+func (f *fleet) referenceJSON(tempShift float64) []byte {
 	rng := rand.New(rand.NewPCG(1, 2))
 	ref := drift.Reference{Sensors: map[string]drift.Distribution{}}
 	for i, s := range f.sensors {
 		xs := make([]float64, 5000)
 		for j := range xs {
 			xs[j] = sensorValue(rng, i)
+			if s == "temperature_mean" {
+				xs[j] += tempShift
+			}
 		}
 		slices.Sort(xs)
 		ref.Sensors[s] = drift.Summarize(xs)
 	}
-	b, _ := json.Marshal(map[string]any{"reference": ref})
-	dir := filepath.Join(f.dir, "runs", runID)
-	os.MkdirAll(dir, 0o755)
-	if err := os.WriteFile(filepath.Join(dir, "validation.json"), b, 0o644); err != nil {
+	b, _ := json.Marshal(map[string]any{"schema": "modax.validation/v1", "reference": ref})
+	return b
+}
+
+// deployServed lays out models/ as deploy does (versions/<v>/, the current
+// link, model_metadata.json through it), with validation published in the
+// version directory and its sha256 in the metadata.
+func (f *fleet) deployServed(t *testing.T, version string, testMAE float64, validation []byte) {
+	t.Helper()
+	models := filepath.Join(f.dir, "models")
+	vdir := filepath.Join(models, "versions", version)
+	if err := os.MkdirAll(vdir, 0o755); err != nil {
 		t.Fatal(err)
+	}
+	sum := sha256.Sum256(validation)
+	md := map[string]any{
+		"schema": "modax.model_metadata/v1", "model_version": version, "horizon_hours": 100.0, "features": f.sensors,
+		"training_run_id": "train-1", "test_metrics": map[string]any{"n": 500, "mae": testMAE, "rmse": testMAE * 1.3, "score": 1000.0},
+		"validation": map[string]any{"file": "validation.json", "sha256": hex.EncodeToString(sum[:]), "bytes": len(validation)},
+	}
+	b, _ := json.Marshal(md)
+	for name, data := range map[string][]byte{"model_metadata.json": b, "validation.json": validation} {
+		if err := os.WriteFile(filepath.Join(vdir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, target := range map[string]string{"current": "versions/" + version, "model_metadata.json": "current/model_metadata.json"} {
+		os.Remove(filepath.Join(models, name))
+		if err := os.Symlink(target, filepath.Join(models, name)); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -323,6 +364,43 @@ func TestMonitorDriftAndRetrain(t *testing.T) {
 	calls = 0
 	if rep, err := Run(context.Background(), f.env(), o); err != nil || rep.Decision != DecisionRetrain || rep.Retrain != nil {
 		t.Errorf("without --retrain: %v %+v", err, rep)
+	}
+}
+
+// The reference statistics come from the served version (deploy publishes
+// the validation report there), not from the training run's directory, and
+// a report that no longer matches the metadata's sha256 is refused.
+func TestMonitorReferenceFromServedVersion(t *testing.T) {
+	f := newFleet(t)
+	// The run directory's report is of other data: temperature 25 higher.
+	if err := os.WriteFile(filepath.Join(f.dir, "runs", "train-1", "validation.json"), f.referenceJSON(25), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.deployServed(t, "v1", 6, f.referenceJSON(0))
+	f.plant(t, "v1", 0, 0)
+	rep, err := Run(context.Background(), f.env(), f.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := filepath.EvalSymlinks(filepath.Join(f.dir, "models", "versions", "v1", "validation.json"))
+	if rep.Drift.Reference != want {
+		t.Errorf("reference %s, want the served version's %s", rep.Drift.Reference, want)
+	}
+	if rep.Decision != DecisionOK || *rep.Drift.MaxPSI > 0.1 {
+		t.Errorf("against the served reference nothing drifts: %s %v", rep.Decision, rep.Reasons)
+	}
+	// Changed after the deploy: refused, not silently used.
+	if err := os.WriteFile(want, f.referenceJSON(1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), f.env(), f.opts()); err == nil || !strings.Contains(err.Error(), "corrupt") || !strings.Contains(err.Error(), "sha256") {
+		t.Errorf("a changed reference: %v", err)
+	}
+	// --reference still names one explicitly.
+	o := f.opts()
+	o.Reference = filepath.Join(f.dir, "runs", "train-1", "validation.json")
+	if rep, err := Run(context.Background(), f.env(), o); err != nil || rep.Drift.Reference != o.Reference || rep.Decision != DecisionRetrain {
+		t.Errorf("--reference: %v %+v", err, rep)
 	}
 }
 

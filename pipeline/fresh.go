@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,9 +11,11 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/modax/modax-ml/internal/cache"
 	"github.com/modax/modax-ml/internal/dataset"
+	"github.com/modax/modax-ml/internal/runenv"
 	"github.com/modax/modax-ml/internal/tracking"
 )
 
@@ -26,6 +29,12 @@ const (
 	ActionCached = "cached"
 	// ActionNotRun: outside --from/--until.
 	ActionNotRun = "not run"
+)
+
+// The reason of a cached stage, in a plan and once its outputs were restored.
+const (
+	reasonCached   = "cached: "
+	reasonRestored = "restored from cache: "
 )
 
 // stampDir holds, in the run directory, one stamp per completed stage: its
@@ -46,6 +55,9 @@ type decision struct {
 	opts   json.RawMessage
 	inputs []cache.Input
 	entry  *cache.Entry // ActionCached
+	// cont: ActionRun continues an interrupted run from its checkpoint
+	// (Stage.Continue).
+	cont bool
 	// outputs are the stage's outputs, relative to the run directory, with
 	// their hashes (ActionFresh, ActionCached; filled after ActionRun).
 	outputs []cache.File
@@ -127,7 +139,7 @@ func (r *runner) decide(s *Stage, idx int) (decision, error) {
 		}
 		if e != nil {
 			d.action, d.entry, d.outputs = ActionCached, e, e.Outputs
-			d.reason = fmt.Sprintf("cached: inputs, options and tool version unchanged (key %s, computed by run %s)", d.key[:12], e.RunID)
+			d.reason = fmt.Sprintf("%sinputs, options and tool version unchanged (key %s, computed by run %s)", reasonCached, d.key[:12], e.RunID)
 			if before {
 				d.reason = "before --from " + Order[r.from] + "; " + d.reason
 			}
@@ -146,7 +158,99 @@ func (r *runner) decide(s *Stage, idx int) (decision, error) {
 	default:
 		d.reason = r.explainMiss(s.Name, d)
 	}
+	if why, ok := r.continuable(s, d.key); ok {
+		d.cont, d.reason = true, why
+	} else if why != "" {
+		d.reason += "; " + why
+	}
 	return d, nil
+}
+
+// interrupted is the record, in the run directory, of a stage that was
+// interrupted and left a checkpoint to continue from.
+type interrupted struct {
+	Key   string       `json:"key"`
+	Terms string       `json:"terms,omitempty"`
+	Files []cache.File `json:"files"`
+	Error string       `json:"error"`
+}
+
+func (r *runner) interruptedPath(stage string) string {
+	return filepath.Join(r.dir, stampDir, stage+".interrupted.json")
+}
+
+// continuable reports whether the stage can continue from the checkpoint an
+// interrupted run of it left, and why (or why not, "" when there is none).
+func (r *runner) continuable(s *Stage, key string) (string, bool) {
+	if s.Continue == nil {
+		return "", false
+	}
+	b, err := os.ReadFile(r.interruptedPath(s.Name))
+	if err != nil {
+		return "", false
+	}
+	var st interrupted
+	if json.Unmarshal(b, &st) != nil {
+		return "", false
+	}
+	const notUsed = "the checkpoint of the interrupted run is not used: "
+	if st.Key != key {
+		return notUsed + "its options or inputs differ", false
+	}
+	if terms := continueTerms(s, r.env); terms != st.Terms {
+		return fmt.Sprintf("%sit ran with %s, this run has %s", notUsed, st.Terms, terms), false
+	}
+	var names []string
+	for _, f := range st.Files {
+		p := filepath.Join(r.dir, filepath.FromSlash(f.Path))
+		sum, err := dataset.FileSHA256(p)
+		if err != nil || sum != f.SHA256 {
+			return notUsed + f.Path + " changed since", false
+		}
+		names = append(names, f.Path)
+	}
+	return fmt.Sprintf("continues the interrupted run from its checkpoint (%s): options, inputs and tool version unchanged", strings.Join(names, ", ")), true
+}
+
+func continueTerms(s *Stage, env *runenv.Env) string {
+	if s.ContinueTerms == nil {
+		return ""
+	}
+	return s.ContinueTerms(env)
+}
+
+// markInterrupted records the checkpoint an interrupted stage left: its
+// Checkpoint files, when all of them were written since started.
+func (r *runner) markInterrupted(j *job, started time.Time, stageErr error) {
+	s := j.stage
+	if s.Continue == nil || !errors.Is(stageErr, context.Canceled) || j.dec.key == "" {
+		return
+	}
+	st := interrupted{Key: j.dec.key, Terms: continueTerms(s, r.env), Error: stageErr.Error()}
+	for _, p := range s.Checkpoint {
+		fi, err := os.Stat(p)
+		if err != nil || fi.ModTime().Before(started.Truncate(time.Second)) {
+			return // not written by this attempt
+		}
+		rel, ok := inside(r.dir, p)
+		if !ok {
+			return
+		}
+		sum, err := dataset.FileSHA256(p)
+		if err != nil {
+			return
+		}
+		st.Files = append(st.Files, cache.File{Path: rel, SHA256: sum, Size: fi.Size()})
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err == nil {
+		err = dataset.WriteFileAtomic(r.interruptedPath(s.Name), append(b, '\n'))
+	}
+	if err != nil {
+		r.log.Warn("cannot record the interrupted stage's checkpoint; a resume runs it from scratch", "stage", s.Name, "error", err.Error())
+		return
+	}
+	r.log.Info("stage "+s.Name+" left a checkpoint; --resume "+r.runID+" continues from it", "stage", s.Name)
 }
 
 // forced reports whether --force names the stage.

@@ -23,6 +23,9 @@ type job struct {
 	// result is what the stage's Run returned (ActionRun only).
 	result  any
 	seconds float64
+	// skipping is how long deciding and restoring took (a stage that did
+	// not run: its duration in the run record).
+	skipping time.Duration
 }
 
 // handler handles a job; middleware wraps handlers.
@@ -65,13 +68,17 @@ func decorate(next handler) handler {
 // directory so a resumed run knows the stage is done.
 func (r *runner) skipIfFresh(next handler) handler {
 	return func(ctx context.Context, j *job) error {
+		start := time.Now()
 		d, err := r.decide(j.stage, j.idx)
 		if err != nil {
 			return err
 		}
 		j.dec = d
 		if d.action == ActionCached {
-			if err := r.store.Restore(ctx, d.entry, r.dir); err != nil {
+			err := r.store.Restore(ctx, d.entry, r.dir)
+			if err == nil {
+				j.dec.reason = strings.Replace(j.dec.reason, reasonCached, reasonRestored, 1)
+			} else {
 				if ctx.Err() != nil {
 					return err
 				}
@@ -80,14 +87,21 @@ func (r *runner) skipIfFresh(next handler) handler {
 				j.dec.reason = "cache entry unusable: " + err.Error()
 			}
 		}
+		j.skipping = time.Since(start)
 		if j.dec.action == ActionRun {
 			if err := os.Remove(r.stampPath(j.stage.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
 			}
 		}
+		started := time.Now()
 		if err := next(ctx, j); err != nil {
+			if j.dec.action == ActionRun {
+				r.markInterrupted(j, started, err)
+			}
 			return err
 		}
+		// Done: a checkpoint left by an earlier interruption is spent.
+		_ = os.Remove(r.interruptedPath(j.stage.Name))
 		for _, f := range j.dec.outputs {
 			r.hashes[filepath.Join(r.dir, filepath.FromSlash(f.Path))] = f.SHA256
 		}
@@ -127,7 +141,7 @@ func (r *runner) logAndTime(next handler) handler {
 		case j.dec.action == ActionRun:
 			r.log.Info("stage "+name+" ran", "stage", name, "seconds", round(j.seconds))
 		default:
-			r.log.Info("stage "+name+" skipped: "+j.dec.reason, "stage", name, "action", j.dec.action, "seconds", round(j.seconds))
+			r.log.Info("stage "+name+" skipped: "+j.dec.reason, "stage", name, "action", j.dec.action, "seconds", round(j.skipping.Seconds()))
 		}
 		return err
 	}
@@ -146,7 +160,7 @@ func (r *runner) track(next handler) handler {
 			if err := next(ctx, j); err != nil {
 				return err
 			}
-			if err := r.rec.StageSkipped(ctx, s.Name, j.dec.reason, in, r.trackingFiles(j.dec.outputs)); err != nil {
+			if err := r.rec.StageSkipped(ctx, s.Name, j.dec.reason, j.skipping, in, r.trackingFiles(j.dec.outputs)); err != nil {
 				return err
 			}
 			return r.record(ctx, j, nil)
@@ -181,7 +195,11 @@ func (r *runner) execute(ctx context.Context, j *job) error {
 	if j.dec.action != ActionRun {
 		return nil
 	}
-	res, err := j.stage.Run(ctx, r.env)
+	run := j.stage.Run
+	if j.dec.cont {
+		run = j.stage.Continue
+	}
+	res, err := run(ctx, r.env)
 	j.result = res
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(err, context.Canceled) {

@@ -2,10 +2,13 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/modax/modax-ml/internal/duration"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/model"
+	"github.com/modax/modax-ml/internal/progress"
 	"github.com/modax/modax-ml/internal/runenv"
 	"github.com/modax/modax-ml/internal/tracking"
 	"github.com/modax/modax-ml/internal/tracking/mlflowtest"
@@ -158,6 +162,18 @@ func TestRealCache(t *testing.T) {
 	}
 	if got := statuses(res); got != "skipped,skipped,skipped,skipped,skipped,skipped,skipped,ran" {
 		t.Fatalf("second run: %s", got)
+	}
+	// A restored stage says so and takes the restore's time.
+	rec, err := tracking.Load(res.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range res.Stages[:7] {
+		st := rec.Stage(s.Name)
+		if !strings.HasPrefix(s.Reason, "restored from cache: inputs, options and tool version unchanged (key ") || s.Seconds <= 0 ||
+			st == nil || st.DurationSeconds != s.Seconds {
+			t.Errorf("%s: %q in %g s (run.json %+v)", s.Name, s.Reason, s.Seconds, st)
+		}
 	}
 	for _, f := range []string{"windows.parquet", "model.safetensors", "model.onnx"} {
 		a, _ := os.Stat(filepath.Join(dir, "runs", "a", f))
@@ -308,6 +324,128 @@ func TestRealResumeAfterCancel(t *testing.T) {
 	}
 }
 
+// cancelTrainAfter is a progress factory whose "train" bar cancels the run
+// at its nth Add (one per batch).
+func cancelTrainAfter(n int64, cancel context.CancelFunc) progress.Factory {
+	var calls atomic.Int64
+	return func(label, _ string, _ int64) progress.Bar {
+		if label != Train {
+			return progress.None("", "", 0)
+		}
+		return cancelBar{func() {
+			if calls.Add(1) == n {
+				cancel()
+			}
+		}}
+	}
+}
+
+type cancelBar struct{ add func() }
+
+func (b cancelBar) Add(int64)       { b.add() }
+func (b cancelBar) SetTotal(int64)  {}
+func (b cancelBar) Describe(string) {}
+func (b cancelBar) Finish()         {}
+
+// killTrain runs the pipeline as run id and cancels it (Ctrl-C) in train's
+// second epoch.
+func killTrain(t *testing.T, c config.Config, id string) {
+	t.Helper()
+	c.RunID = id
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	env := runenv.Test()
+	env.Progress = cancelTrainAfter(60, cancel)
+	res, err := Run(ctx, env, realOpts(c))
+	if exitcode.Code(err) != exitcode.Interrupted || statuses(res) != "ran,ran,ran,ran,killed,not run,not run,not run" {
+		t.Fatalf("killed run %s: %v, %s", id, err, statuses(res))
+	}
+	if !strings.Contains(err.Error(), "interrupted in epoch 2") {
+		t.Fatalf("killed run %s: %v, want an interruption in epoch 2", id, err)
+	}
+}
+
+// TestRealResumeContinuesTraining: a resume of a run killed during train
+// continues training from the checkpoint train wrote when interrupted (its
+// options and inputs unchanged), and ends with the weights of an
+// uninterrupted run; with changed options it starts over, and says why.
+func TestRealResumeContinuesTraining(t *testing.T) {
+	dir := t.TempDir()
+	c := tinyConfig(dir)
+	c.Pipeline.Cache = false
+	c.Train.Epochs, c.Train.Patience = 4, 0
+	c.RunID = "full"
+	if _, err := Run(context.Background(), runenv.Test(), realOpts(c)); err != nil {
+		t.Fatal(err)
+	}
+
+	killTrain(t, c, "cut")
+	r := realOpts(tinyConfig(dir))
+	r.Resume = "cut"
+	plan, err := Plan(context.Background(), runenv.Test(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := plan.Stages[4]; p.Action != ActionRun || !strings.Contains(p.Reason, "continues the interrupted run from its checkpoint") {
+		t.Errorf("resume plan for train: %s, %q", p.Action, p.Reason)
+	}
+	res, err := Run(context.Background(), runenv.Test(), r)
+	if err != nil || statuses(res) != "skipped,skipped,skipped,skipped,ran,ran,ran,ran" {
+		t.Fatalf("resumed run: %v, %s", err, statuses(res))
+	}
+	rec, err := tracking.Load(res.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := rec.Stage(Train); st == nil || !strings.Contains(st.Reason, "continues the interrupted run from its checkpoint (model.safetensors, model.optim.safetensors)") {
+		t.Errorf("run.json train stage: %+v", st)
+	}
+	full, err := model.Load(filepath.Join(dir, "runs", "full", "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut, err := model.Load(filepath.Join(res.Dir, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// It did continue (a run from scratch would end with the same weights).
+	var ti struct {
+		ResumedFrom string `json:"resumed_from"`
+	}
+	if err := json.Unmarshal(cut.Info.Train, &ti); err != nil || ti.ResumedFrom != filepath.Join(res.Dir, "model.safetensors") || len(cut.Info.History) != 4 {
+		t.Errorf("continued run: resumed from %q (%v), %d epochs of history, want 4", ti.ResumedFrom, err, len(cut.Info.History))
+	}
+	for i, ta := range full.Params.Tensors {
+		if !slices.Equal(ta.Data, cut.Params.Tensors[i].Data) {
+			t.Fatalf("tensor %s of the killed and continued run differs from the uninterrupted run's", ta.Name)
+		}
+	}
+	n := 0
+	for _, m := range rec.Metrics {
+		if m.Name == "train_loss" {
+			n++
+		}
+	}
+	if n != 4 {
+		t.Errorf("train_loss series of the continued run has %d points, want 4", n)
+	}
+	if _, err := os.Stat(filepath.Join(res.Dir, stampDir, Train+".interrupted.json")); err == nil {
+		t.Error("the spent checkpoint record is left behind")
+	}
+
+	// Other options: the checkpoint is not used, and the reason says so.
+	killTrain(t, c, "cut2")
+	r.Resume, r.Set = "cut2", []string{"train.lr=0.002"}
+	res, err = Run(context.Background(), runenv.Test(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ = tracking.Load(res.Dir)
+	if st := rec.Stage(Train); st == nil || !strings.Contains(st.Reason, "checkpoint of the interrupted run is not used: its options or inputs differ") {
+		t.Errorf("run.json train stage after --set: %+v", st)
+	}
+}
+
 func TestRealGateMiss(t *testing.T) {
 	dir := t.TempDir()
 	c := tinyConfig(dir)
@@ -429,7 +567,7 @@ func TestRealFromUntilPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := statuses(res); got != "skipped,skipped,skipped,skipped,ran,ran,ran,ran" || !strings.HasPrefix(res.Stages[0].Reason, "before --from train; cached") {
+	if got := statuses(res); got != "skipped,skipped,skipped,skipped,ran,ran,ran,ran" || !strings.HasPrefix(res.Stages[0].Reason, "before --from train; restored from cache: ") {
 		t.Errorf("--from train: %s, %q", got, res.Stages[0].Reason)
 	}
 	// ... and without them the error names the missing stage.
@@ -476,7 +614,7 @@ func TestStagesWiring(t *testing.T) {
 	check("label inputs", byName[Label].Inputs, []string{"w/runs/x/r.parquet", "w/runs/x/failures.parquet"})
 	check("train inputs", byName[Train].Inputs, []string{"w/runs/x/windows.parquet"})
 	check("train outputs", byName[Train].Outputs, []string{"w/runs/x/model.safetensors", "w/runs/x/model.optim.safetensors"})
-	check("deploy inputs", byName[Deploy].Inputs, []string{"w/runs/x/model.safetensors", "w/runs/x/model.onnx", "w/runs/x/metrics.json"})
+	check("deploy inputs", byName[Deploy].Inputs, []string{"w/runs/x/model.safetensors", "w/runs/x/model.onnx", "w/runs/x/metrics.json", "w/runs/x/validation.json"})
 	if v := byName[Validate].Options.(validate.Options); v.Window != 30 {
 		t.Errorf("validate checks window %d, features uses 30", v.Window)
 	}

@@ -49,6 +49,19 @@ type Stage struct {
 	NoCache string
 	// Run runs the stage. Its result is what the stage's Run returned.
 	Run func(ctx context.Context, env *runenv.Env) (any, error)
+	// Checkpoint are the files an interrupted Run leaves to continue from
+	// (train: the checkpoint and its optimizer state, written on Ctrl-C),
+	// and Continue runs the stage from them. A resumed pipeline continues
+	// the killed stage so when its key (options, inputs, tool version) and
+	// ContinueTerms are what they were and the files are unchanged.
+	// Continuing must give the outputs a run from scratch gives: they are
+	// cached under the same key.
+	Checkpoint []string
+	Continue   func(ctx context.Context, env *runenv.Env) (any, error)
+	// ContinueTerms describes what else the equality of a continued and an
+	// uninterrupted run depends on in this process (train: the worker
+	// count); nil: nothing.
+	ContinueTerms func(env *runenv.Env) string
 	// Record adds what the stage contributes to the run record (training
 	// history, final metrics, artifacts, the deploy decision) once it ran,
 	// was restored, or failed (res is nil unless it ran; err is its error).

@@ -68,7 +68,7 @@ func Stages(cfg config.Config, d Dirs) ([]*Stage, error) {
 	xo := cfg.Export
 	xo.Model, xo.Windows, xo.Stats, xo.Metrics, xo.Out = to.Out, fo.Out, fo.Stats, eo.Metrics, d.Out(xo.Out)
 	do := cfg.Deploy
-	do.Model, do.ONNX, do.Metrics = to.Out, xo.Out, eo.Metrics
+	do.Model, do.ONNX, do.Metrics, do.Validation = to.Out, xo.Out, eo.Metrics, vo.Out
 	do.ModelsDir, do.CurrentMetrics = d.In(do.ModelsDir), d.In(do.CurrentMetrics)
 
 	if to.Model == train.ModelRidge && fo.Stats == "" {
@@ -165,6 +165,23 @@ func trainStage(o train.Options) *Stage {
 	}
 	s := &Stage{Name: Train, Options: o, Inputs: nonEmpty(in, o.Resume), Outputs: outs}
 	s.Run = func(ctx context.Context, env *runenv.Env) (any, error) { return train.Run(ctx, env, o) }
+	if o.Model != train.ModelRidge && o.Engine == train.EngineFused {
+		// Interrupted, train writes its checkpoint and optimizer state;
+		// continuing from them ends bit-identical to an uninterrupted run
+		// (fused engine, same worker count; gorgonia cannot carry Adam's
+		// moments, so it always starts over).
+		s.Checkpoint = []string{o.Out, train.SidecarPath(o.Out)}
+		c := o
+		c.Resume = o.Out
+		s.Continue = func(ctx context.Context, env *runenv.Env) (any, error) { return train.Run(ctx, env, c) }
+		s.ContinueTerms = func(env *runenv.Env) string {
+			w := o.Workers
+			if w == 0 {
+				w = env.Workers
+			}
+			return fmt.Sprintf("%d workers", w)
+		}
+	}
 	s.Record = func(ctx context.Context, rec *tracking.Recorder, _ any, err error) error {
 		if err != nil {
 			return nil
@@ -231,7 +248,7 @@ func exportStage(o export.Options, modelType string) *Stage {
 }
 
 func deployStage(o deploy.Options) *Stage {
-	s := &Stage{Name: Deploy, Options: o, Inputs: nonEmpty(o.Model, o.ONNX, o.Metrics, o.CurrentMetrics),
+	s := &Stage{Name: Deploy, Options: o, Inputs: nonEmpty(o.Model, o.ONNX, o.Metrics, o.Validation, o.CurrentMetrics),
 		NoCache: "deploy publishes to " + o.ModelsDir + ", outside the run directory"}
 	s.Run = func(ctx context.Context, env *runenv.Env) (any, error) { return deploy.Run(ctx, env, o) }
 	s.Record = func(ctx context.Context, rec *tracking.Recorder, res any, err error) error {

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/modax/modax-ml/deploy"
+	"github.com/modax/modax-ml/internal/runenv"
 )
 
 func newDeployCmd(a *app) *cobra.Command {
@@ -20,8 +22,21 @@ func newDeployCmd(a *app) *cobra.Command {
 		if o.CurrentMetrics != "" {
 			o.CurrentMetrics = a.path(o.CurrentMetrics)
 		}
-		// o.Registry: the MLflow registry of the tracking package plugs in here.
+		if o.Validation != "" {
+			o.Validation = a.path(o.Validation)
+		} else if p := a.path(deploy.DefaultValidation); fileExists(p) {
+			o.Validation = p
+		}
 		return o
+	}
+	// withRegistry adds the MLflow registry when tracking is configured.
+	withRegistry := func(env *runenv.Env, action string) (deploy.Options, error) {
+		o := opts()
+		reg, err := newRegistry(a, env, action)
+		if reg != nil {
+			o.Registry = reg
+		}
+		return o, err
 	}
 	cmd := &cobra.Command{
 		Use:   "deploy",
@@ -30,10 +45,17 @@ func newDeployCmd(a *app) *cobra.Command {
 together: sha256), applies the gate on the test split — --max-mae (default %g h), --max-rmse,
 --max-score, --must-beat-current (lower --beat-metric than the deployed model on the same test
 set) — and publishes models/versions/<version>/{model.onnx, model.safetensors, metrics.json,
-model_metadata.json}. Then it switches models/rul_predictor.onnx and models/model_metadata.json
+model_metadata.json}, with validation.json (--validation, default validation.json when it exists:
+the training data's reference statistics monitor measures drift against). Then it switches models/rul_predictor.onnx and models/model_metadata.json
 to the new version in one atomic step (they are links through models/current). A model that
 misses the gate exits 5 and changes nothing. Deploys serialise on models/.lock; a crash at any
-point leaves the old or the new model served, and the next deploy cleans up.`, deploy.DefaultMaxMAE),
+point leaves the old or the new model served, and the next deploy cleans up.
+
+With an MLflow server configured (tracking.uri or MLFLOW_TRACKING_URI), a deploy or rollback
+that switched the served model is recorded as a run (runs/deploy-<time>/run.json, the version's
+files as its "model" artifact), registered as a version of tracking.registered_model
+(rul_predictor), and tracking.alias (champion) is pointed at it. If MLflow fails, the local
+release stands, the command exits 4, and "modax-ml tracking sync RUN_DIR" finishes it later.`, deploy.DefaultMaxMAE),
 		Example: `  modax-ml deploy
   modax-ml deploy --max-mae 12 --max-rmse 16 --keep 5
   modax-ml deploy --must-beat-current --current-metrics champion-on-new-windows.json
@@ -42,8 +64,15 @@ point leaves the old or the new model served, and the next deploy cleans up.`, d
   modax-ml deploy rollback --to 20260101-abcdef`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			res, err := deploy.Run(cmd.Context(), a.env(), opts())
-			if err != nil && (res == nil || !deploy.IsGate(err)) {
+			env := a.env()
+			o, err := withRegistry(env, "deploy")
+			if err != nil {
+				return err
+			}
+			res, err := deploy.Run(cmd.Context(), env, o)
+			// A missed gate and a registry failure after the switch still
+			// print what happened locally.
+			if err != nil && (res == nil || !deploy.IsGate(err) && !res.Deployed) {
 				return err
 			}
 			if perr := a.emit(res, func(w io.Writer) error { return printDeploy(w, res) }); perr != nil {
@@ -59,6 +88,7 @@ point leaves the old or the new model served, and the next deploy cleans up.`, d
 	bindString(l, "model", "deploy.model", d.Model, "checkpoint of the candidate")
 	bindString(l, "onnx", "deploy.onnx", d.ONNX, "ONNX export of the candidate")
 	bindString(l, "metrics", "deploy.metrics", d.Metrics, "metrics.json of the candidate")
+	bindString(l, "validation", "deploy.validation", d.Validation, "validation report of the training data, published with the model as monitor's drift reference (default: "+deploy.DefaultValidation+" when it exists)")
 	bindString(l, "version", "deploy.version", d.Version, "release name (default: the checkpoint's model_version)")
 	bindString(l, "split", "deploy.split", d.Split, "metrics split the gate reads")
 	bindFloat(l, "max-mae", "deploy.max_mae", d.MaxMAE, "gate: highest MAE in hours (0: off)")
@@ -90,14 +120,20 @@ point leaves the old or the new model served, and the next deploy cleans up.`, d
 		Example: "  modax-ml deploy rollback\n  modax-ml deploy rollback --to v12",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			res, err := deploy.Rollback(cmd.Context(), a.env(), opts(), to)
+			env := a.env()
+			o, err := withRegistry(env, "rollback")
 			if err != nil {
 				return err
 			}
-			return a.emit(res, func(w io.Writer) error {
+			res, err := deploy.Rollback(cmd.Context(), env, o, to)
+			if err != nil && (res == nil || !res.Deployed) {
+				return err
+			}
+			perr := a.emit(res, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "rolled back: %s now serves %s (was %s)\n", res.Served, res.Version, res.Previous)
 				return err
 			})
+			return errors.Join(err, perr)
 		},
 	}
 	// --to names a version for this one action; it is not a config key.
@@ -125,8 +161,14 @@ func printDeploy(w io.Writer, r *deploy.Result) error {
 		if r.Reused {
 			b.WriteString("the version directory existed already (same checkpoint): switched back to it\n")
 		}
+		if r.Validation != "" {
+			fmt.Fprintf(&b, "drift reference for monitor: %s\n", r.Validation)
+		}
 		if len(r.Pruned) > 0 {
 			fmt.Fprintf(&b, "pruned: %s\n", strings.Join(r.Pruned, ", "))
+		}
+		if r.Registry == "promoted" {
+			b.WriteString("registered in MLflow (alias moved to this version)\n")
 		}
 	}
 	_, err := io.WriteString(w, b.String())
@@ -167,6 +209,12 @@ func printList(w io.Writer, r *deploy.ListResult) error {
 		return err
 	}
 	return nil
+}
+
+// fileExists reports whether path names an existing file.
+func fileExists(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && !fi.IsDir()
 }
 
 func num(p *float64) string {

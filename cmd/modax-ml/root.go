@@ -128,25 +128,32 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 	annotate(pf, "dir", "dir")
 	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitcode.Help + "\n")
 
-	root.AddCommand(
-		newConfigCmd(a),
-		newEvaluateCmd(a),
-		newPredictCmd(a),
-		newExportCmd(a),
-		newDeployCmd(a),
-		newVersionCmd(a),
-		newCollectCmd(a),
-		newDBCmd(a),
-		newValidateCmd(a),
-		newLabelCmd(a),
-		newRunsCmd(a),
-		newTrackingCmd(a),
-		newPipelineCmd(a),
-		newCacheCmd(a),
-		newMonitorCmd(a),
-		newFeaturesCmd(a),
-		newTrainCmd(a),
-	)
+	// Commands in pipeline order, grouped in --help.
+	cobra.EnableCommandSorting = false
+	groups := []struct {
+		id, title string
+		cmds      []*cobra.Command
+	}{
+		{"stages", "Pipeline stages (each reads and writes files; run them in this order):", []*cobra.Command{
+			newCollectCmd(a), newValidateCmd(a), newLabelCmd(a), newFeaturesCmd(a), newTrainCmd(a),
+			newPredictCmd(a), newEvaluateCmd(a), newExportCmd(a), newDeployCmd(a),
+		}},
+		{"ops", "Pipeline, monitoring and tracking:", []*cobra.Command{
+			newPipelineCmd(a), newMonitorCmd(a), newRunsCmd(a), newTrackingCmd(a), newCacheCmd(a),
+		}},
+		{"setup", "Setup and inspection:", []*cobra.Command{
+			newDBCmd(a), newConfigCmd(a), newVersionCmd(a),
+		}},
+	}
+	for _, g := range groups {
+		root.AddGroup(&cobra.Group{ID: g.id, Title: g.title})
+		for _, c := range g.cmds {
+			c.GroupID = g.id
+			root.AddCommand(c)
+		}
+	}
+	root.SetHelpCommandGroupID("setup")
+	root.SetCompletionCommandGroupID("setup")
 	return root
 }
 

@@ -78,9 +78,11 @@ func ReadFailures(ctx context.Context, loc string) ([]Failure, Meta, error) {
 		return nil, nil, err
 	}
 	defer r.Close()
-	sch := r.Schema()
-	col := func(name string) int { return sch.FieldIndices(name)[0] }
-	ti, di, ei, ty, ci, oi := col(ColTenant), col(ColDevice), col(ColEventTime), col(ColEventType), col(ColComponent), col(ColOpHours)
+	idx, err := locateColumns(loc, r.Schema(), failuresCols)
+	if err != nil {
+		return nil, nil, err
+	}
+	ti, di, ei, ty, ci, oi := idx[0], idx[1], idx[2], idx[3], idx[4], idx[5]
 	out := make([]Failure, 0, r.NumRows())
 	for rec, err := range r.Batches(ctx) {
 		if err != nil {

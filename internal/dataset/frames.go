@@ -12,7 +12,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
 // Frame holds the rows of one device of a readings or labeled file, decoded
@@ -54,12 +53,8 @@ func TimeOf(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
 // FrameWriter writes frames to a readings or labeled file in batches.
 type FrameWriter struct {
-	*Writer
+	*batchWriter
 	labeled bool
-	schema  *arrow.Schema
-	bld     *array.RecordBuilder
-	pending int
-	batch   int
 }
 
 // CreateFrames starts a readings (labeled=false) or labeled file at loc with
@@ -73,16 +68,11 @@ func CreateFrames(loc string, sensors []string, labeled bool, meta Meta, opts ..
 	if labeled {
 		kind, cols = KindLabeled, LabeledColumns(sensors)
 	}
-	sch := NewSchema(kind, cols, m)
-	w, err := Create(loc, sch, opts...)
+	bw, err := newBatchWriter(loc, NewSchema(kind, cols, m), DefaultBatchRows, opts)
 	if err != nil {
 		return nil, err
 	}
-	cfg := writerConfig{mem: memory.DefaultAllocator}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	return &FrameWriter{Writer: w, labeled: labeled, schema: sch, bld: array.NewRecordBuilder(cfg.mem, sch), batch: DefaultBatchRows}, nil
+	return &FrameWriter{batchWriter: bw, labeled: labeled}, nil
 }
 
 // Append adds the rows of f.
@@ -98,12 +88,9 @@ func (w *FrameWriter) AppendRange(f *Frame, lo, hi int) error {
 	for lo < hi {
 		n := min(hi-lo, w.batch-w.pending)
 		w.appendRows(f, lo, lo+n)
-		w.pending += n
 		lo += n
-		if w.pending >= w.batch {
-			if err := w.flush(); err != nil {
-				return err
-			}
+		if err := w.added(n); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -151,31 +138,6 @@ func appendNullableFloats(b *array.Float64Builder, vals []float64) {
 	}
 }
 
-func (w *FrameWriter) flush() error {
-	if w.pending == 0 {
-		return nil
-	}
-	rec := w.bld.NewRecordBatch()
-	defer rec.Release()
-	w.pending = 0
-	return w.Write(rec)
-}
-
-// Commit writes the last batch and moves the file into place.
-func (w *FrameWriter) Commit() error {
-	defer w.bld.Release()
-	if err := w.flush(); err != nil {
-		w.Writer.Abort()
-		return err
-	}
-	return w.Writer.Commit()
-}
-
-// Abort discards the file. It is a no-op after Commit.
-func (w *FrameWriter) Abort() {
-	w.Writer.Abort()
-}
-
 // frameColumns locates the columns of a readings/labeled file in a batch.
 type frameColumns struct {
 	tenant, device, ts int
@@ -185,25 +147,18 @@ type frameColumns struct {
 }
 
 func (r *Reader) frameColumns(sensors []string, labeled bool) (frameColumns, error) {
-	idx := func(name string) int {
-		if i := r.schema.FieldIndices(name); len(i) == 1 {
-			return i[0]
-		}
-		return -1
-	}
-	c := frameColumns{tenant: idx(ColTenant), device: idx(ColDevice), ts: idx(ColTimestamp)}
-	for _, s := range sensors {
-		i := idx(s)
-		if i < 0 {
-			return c, &SchemaError{Loc: r.loc, Column: s, Want: arrow.PrimitiveTypes.Float64}
-		}
-		if r.schema.Field(i).Type.ID() != arrow.FLOAT64 {
-			return c, &SchemaError{Loc: r.loc, Column: s, Want: arrow.PrimitiveTypes.Float64, Got: r.schema.Field(i).Type}
-		}
-		c.sensors = append(c.sensors, i)
-	}
+	want := ReadingsColumns(sensors)
 	if labeled {
-		c.rul, c.raw, c.health, c.censored, c.life = idx(ColRUL), idx(ColRULRaw), idx(ColHealth), idx(ColCensored), idx(ColLifeID)
+		want = LabeledColumns(sensors)
+	}
+	idx, err := locateColumns(r.loc, r.schema, want)
+	if err != nil {
+		return frameColumns{}, err
+	}
+	k := len(readingsKey) + len(sensors)
+	c := frameColumns{tenant: idx[0], device: idx[1], ts: idx[2], sensors: idx[len(readingsKey):k]}
+	if labeled {
+		c.rul, c.raw, c.health, c.censored, c.life = idx[k], idx[k+1], idx[k+2], idx[k+3], idx[k+4]
 	}
 	return c, nil
 }

@@ -90,10 +90,9 @@ func ReadPredictions(ctx context.Context, loc string) ([]Prediction, Meta, error
 		return nil, nil, err
 	}
 	defer r.Close()
-	sch := r.Schema()
-	idx := make([]int, len(predictionCols))
-	for i, c := range predictionCols {
-		idx[i] = sch.FieldIndices(c.Name)[0]
+	idx, err := locateColumns(loc, r.Schema(), predictionCols)
+	if err != nil {
+		return nil, nil, err
 	}
 	out := make([]Prediction, 0, r.NumRows())
 	for rec, err := range r.Batches(ctx) {

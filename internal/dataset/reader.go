@@ -64,7 +64,8 @@ func Open(loc, kind string, opts ...ReaderOption) (*Reader, error) {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", loc, err)
+		// *PathError already names the path: "open readings.parquet: no such file or directory".
+		return nil, err
 	}
 	st, err := f.Stat()
 	if err != nil {

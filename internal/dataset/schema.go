@@ -215,18 +215,8 @@ func CheckSchema(loc, kind string, sch *arrow.Schema, meta Meta) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", loc, err)
 	}
-	for _, c := range cols {
-		idx := sch.FieldIndices(c.Name)
-		if len(idx) == 0 {
-			return &SchemaError{Loc: loc, Column: c.Name, Want: c.Type}
-		}
-		if len(idx) > 1 {
-			return &SchemaError{Loc: loc, Column: c.Name, Detail: "appears more than once"}
-		}
-		got := sch.Field(idx[0]).Type
-		if !typeMatches(c.Type, got) {
-			return &SchemaError{Loc: loc, Column: c.Name, Want: c.Type, Got: got}
-		}
+	if _, err := locateColumns(loc, sch, cols); err != nil {
+		return err
 	}
 	if kind == KindWindows {
 		var window int
@@ -250,6 +240,27 @@ func CheckSchema(loc, kind string, sch *arrow.Schema, meta Meta) error {
 		}
 	}
 	return nil
+}
+
+// locateColumns returns the position in sch of each of cols, checking that
+// each appears exactly once and with the right type (a *SchemaError naming
+// loc and the column otherwise).
+func locateColumns(loc string, sch *arrow.Schema, cols []Column) ([]int, error) {
+	idx := make([]int, len(cols))
+	for i, c := range cols {
+		fi := sch.FieldIndices(c.Name)
+		if len(fi) == 0 {
+			return nil, &SchemaError{Loc: loc, Column: c.Name, Want: c.Type}
+		}
+		if len(fi) > 1 {
+			return nil, &SchemaError{Loc: loc, Column: c.Name, Detail: "appears more than once"}
+		}
+		if got := sch.Field(fi[0]).Type; !typeMatches(c.Type, got) {
+			return nil, &SchemaError{Loc: loc, Column: c.Name, Want: c.Type, Got: got}
+		}
+		idx[i] = fi[0]
+	}
+	return idx, nil
 }
 
 func typeMatches(want, got arrow.DataType) bool {

@@ -2,7 +2,6 @@ package dataset
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"sort"
 	"time"
@@ -97,18 +96,18 @@ func ReadStatsRows(ctx context.Context, loc, split string, features []string, n 
 		return nil, err
 	}
 	defer r.Close()
-	sch := r.Schema()
-	cols := append([]string{ColDevice, ColWindowEnd, ColRUL, ColSplit}, features...)
-	for _, c := range cols {
-		idx := sch.FieldIndices(c)
-		if len(idx) != 1 {
-			return nil, &SchemaError{Loc: loc, Column: c, Want: arrow.PrimitiveTypes.Float64}
-		}
+	want := append([]Column{
+		{ColDevice, arrow.BinaryTypes.String, false},
+		{ColWindowEnd, Timestamp, false},
+		{ColRUL, arrow.PrimitiveTypes.Float64, false},
+		{ColSplit, arrow.BinaryTypes.String, false},
+	}, sensorCols(features)...)
+	if _, err := locateColumns(loc, r.Schema(), want); err != nil {
+		return nil, err
 	}
-	for _, f := range features {
-		if got := sch.Field(sch.FieldIndices(f)[0]).Type; got.ID() != arrow.FLOAT64 {
-			return nil, &SchemaError{Loc: loc, Column: f, Want: arrow.PrimitiveTypes.Float64, Got: got}
-		}
+	cols := make([]string, len(want))
+	for i, c := range want {
+		cols[i] = c.Name
 	}
 	out := &StatsRows{Features: features}
 	row := make([]float64, len(features))
@@ -119,13 +118,10 @@ func ReadStatsRows(ctx context.Context, loc, split string, features []string, n 
 		// Batches returns the columns in file order; find ours by name.
 		rs := rec.Schema()
 		col := func(name string) arrow.Array { return rec.Column(rs.FieldIndices(name)[0]) }
-		dv, ok1 := col(ColDevice).(*array.String)
-		we, ok2 := col(ColWindowEnd).(*array.Timestamp)
-		rul, ok3 := col(ColRUL).(*array.Float64)
-		sp, ok4 := col(ColSplit).(*array.String)
-		if !ok1 || !ok2 || !ok3 || !ok4 {
-			return nil, fmt.Errorf("%s: stats key columns have unexpected types", loc)
-		}
+		dv := col(ColDevice).(*array.String)
+		we := col(ColWindowEnd).(*array.Timestamp)
+		rul := col(ColRUL).(*array.Float64)
+		sp := col(ColSplit).(*array.String)
 		fc := make([]*array.Float64, len(features))
 		for j, f := range features {
 			fc[j] = col(f).(*array.Float64)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 )
 
@@ -172,11 +171,9 @@ type Window struct {
 
 // WindowsWriter writes a windows file in batches.
 type WindowsWriter struct {
-	*Writer
-	bld     *array.RecordBuilder
-	x       *array.Float32Builder
-	size    int
-	pending int
+	*batchWriter
+	x    *array.Float32Builder
+	size int
 }
 
 // xColumnPath is the Parquet leaf path of the x column (a LIST of elements).
@@ -197,99 +194,162 @@ func CreateWindows(loc string, wm WindowsMeta, meta Meta, opts ...WriterOption) 
 		parquet.WithStatsFor(xColumnPath, false),
 		parquet.WithEncodingFor(xColumnPath, parquet.Encodings.ByteStreamSplit),
 	)}, opts...)
-	w, err := Create(loc, sch, opts...)
+	bw, err := newBatchWriter(loc, sch, windowsBatch, opts)
 	if err != nil {
 		return nil, err
 	}
-	cfg := writerConfig{mem: memory.DefaultAllocator}
-	for _, o := range opts {
-		o(&cfg)
+	x := bw.bld.Field(len(windowsKey)).(*array.FixedSizeListBuilder).ValueBuilder().(*array.Float32Builder)
+	ww := &WindowsWriter{batchWriter: bw, x: x, size: wm.Window * len(wm.Features)}
+	// Size the builders for one batch, so that x does not grow by doubling
+	// (and copying) window after window.
+	bw.reserve = func() {
+		bw.bld.Reserve(windowsBatch)
+		x.Reserve(windowsBatch * ww.size)
 	}
-	bld := array.NewRecordBuilder(cfg.mem, sch)
-	x := bld.Field(len(windowsKey)).(*array.FixedSizeListBuilder).ValueBuilder().(*array.Float32Builder)
-	ww := &WindowsWriter{Writer: w, bld: bld, x: x, size: wm.Window * len(wm.Features)}
-	ww.reserve()
+	bw.reserve()
 	return ww, nil
 }
 
 // windowsBatch is the number of windows per batch (and row group).
 const windowsBatch = 16 * 1024
 
-// reserve sizes the builders for one batch, so that x does not grow by
-// doubling (and copying) window after window.
-func (w *WindowsWriter) reserve() {
-	w.bld.Reserve(windowsBatch)
-	w.x.Reserve(windowsBatch * w.size)
-}
-
 // Append adds one window.
 func (w *WindowsWriter) Append(win *Window) error {
 	if len(win.X) != w.size {
 		return fmt.Errorf("write %s: window of %s has %d values, want %d", w.loc, win.Device, len(win.X), w.size)
 	}
-	b := w.bld
-	b.Field(0).(*array.StringBuilder).Append(win.Tenant)
-	b.Field(1).(*array.StringBuilder).Append(win.Device)
-	b.Field(2).(*array.Int32Builder).Append(win.LifeID)
-	b.Field(3).(*array.TimestampBuilder).Append(arrow.Timestamp(win.End))
-	b.Field(4).(*array.Float64Builder).Append(win.RUL)
-	if math.IsNaN(win.RULRaw) {
+	appendWindowKey(w.bld, win.Tenant, win.Device, win.LifeID, win.End, win.RUL, win.RULRaw, win.Health, win.Split)
+	w.bld.Field(len(windowsKey)).(*array.FixedSizeListBuilder).Append(true)
+	w.x.AppendValues(win.X, nil)
+	return w.added(1)
+}
+
+// WindowKeys are the key columns of a windows or stats file (one row per
+// window) held in memory, one element per row.
+type WindowKeys struct {
+	Tenant []string
+	Device []string
+	LifeID []int32
+	End    []int64
+	RUL    []float64
+	RULRaw []float64 // NaN when unknown
+	Health []Health
+	Split  []string
+}
+
+// Len returns the number of rows.
+func (k *WindowKeys) Len() int { return len(k.End) }
+
+// appendWindowKey appends the key columns (windowsKey, the leading columns of
+// windows and stats files) of one row to b. A NaN rulRaw is written as null.
+func appendWindowKey(b *array.RecordBuilder, tenant, device string, life int32, end int64, rul, rulRaw float64, h Health, split string) {
+	b.Field(0).(*array.StringBuilder).Append(tenant)
+	b.Field(1).(*array.StringBuilder).Append(device)
+	b.Field(2).(*array.Int32Builder).Append(life)
+	b.Field(3).(*array.TimestampBuilder).Append(arrow.Timestamp(end))
+	b.Field(4).(*array.Float64Builder).Append(rul)
+	if math.IsNaN(rulRaw) {
 		b.Field(5).AppendNull()
 	} else {
-		b.Field(5).(*array.Float64Builder).Append(win.RULRaw)
+		b.Field(5).(*array.Float64Builder).Append(rulRaw)
 	}
-	b.Field(6).(*array.StringBuilder).Append(win.Health.String())
-	b.Field(7).(*array.StringBuilder).Append(win.Split)
-	b.Field(8).(*array.FixedSizeListBuilder).Append(true)
-	w.x.AppendValues(win.X, nil)
-	w.pending++
-	if w.pending >= windowsBatch {
-		if err := w.flush(); err != nil {
+	b.Field(6).(*array.StringBuilder).Append(h.String())
+	b.Field(7).(*array.StringBuilder).Append(split)
+}
+
+// windowKeyReader reads the key columns of the batches of a windows or stats
+// file and keeps the rows of the wanted splits.
+type windowKeyReader struct {
+	loc  string
+	idx  []int // positions of windowsKey's columns in the file
+	want map[string]bool
+	row  int // rows seen so far, for error messages
+
+	tenant, device, health, split *array.String
+	life                          *array.Int32
+	end                           *array.Timestamp
+	rul, raw                      *array.Float64
+}
+
+// newWindowKeyReader reads the key columns at idx (in windowsKey order),
+// keeping the rows of splits (all rows when none are given).
+func newWindowKeyReader(loc string, idx []int, splits []string) *windowKeyReader {
+	k := &windowKeyReader{loc: loc, idx: idx, want: map[string]bool{}}
+	for _, s := range splits {
+		k.want[s] = true
+	}
+	return k
+}
+
+// read appends the keys of the wanted rows of r to out. For each batch it
+// first calls batch, then row for each kept row i of the batch (after its keys
+// were appended); row returns false to stop reading.
+func (k *windowKeyReader) read(ctx context.Context, r *Reader, out *WindowKeys, batch func(arrow.RecordBatch), row func(i int) bool) error {
+	for rec, err := range r.Batches(ctx) {
+		if err != nil {
 			return err
 		}
-		w.reserve()
+		k.bind(rec)
+		batch(rec)
+		for i := 0; i < int(rec.NumRows()); i++ {
+			ok, err := k.appendRow(out, i)
+			if err != nil {
+				return err
+			}
+			if ok && !row(i) {
+				return nil
+			}
+		}
 	}
 	return nil
 }
 
-func (w *WindowsWriter) flush() error {
-	if w.pending == 0 {
-		return nil
-	}
-	rec := w.bld.NewRecordBatch()
-	defer rec.Release()
-	w.pending = 0
-	return w.Write(rec)
+// bind points the reader at the next batch.
+func (k *windowKeyReader) bind(rec arrow.RecordBatch) {
+	k.tenant = rec.Column(k.idx[0]).(*array.String)
+	k.device = rec.Column(k.idx[1]).(*array.String)
+	k.life = rec.Column(k.idx[2]).(*array.Int32)
+	k.end = rec.Column(k.idx[3]).(*array.Timestamp)
+	k.rul = rec.Column(k.idx[4]).(*array.Float64)
+	k.raw = rec.Column(k.idx[5]).(*array.Float64)
+	k.health = rec.Column(k.idx[6]).(*array.String)
+	k.split = rec.Column(k.idx[7]).(*array.String)
 }
 
-// Commit writes the last batch and moves the file into place.
-func (w *WindowsWriter) Commit() error {
-	defer w.bld.Release()
-	if err := w.flush(); err != nil {
-		w.Abort()
-		return err
+// appendRow appends the keys of row i of the bound batch to out when its split
+// is wanted, and reports whether it did.
+func (k *windowKeyReader) appendRow(out *WindowKeys, i int) (bool, error) {
+	k.row++
+	if len(k.want) > 0 && !k.want[k.split.Value(i)] {
+		return false, nil
 	}
-	return w.Writer.Commit()
+	h, err := ParseHealth(k.health.Value(i))
+	if err != nil {
+		return false, fmt.Errorf("%s: row %d: %w", k.loc, k.row, err)
+	}
+	out.Tenant = append(out.Tenant, k.tenant.Value(i))
+	out.Device = append(out.Device, k.device.Value(i))
+	out.LifeID = append(out.LifeID, k.life.Value(i))
+	out.End = append(out.End, int64(k.end.Value(i)))
+	out.RUL = append(out.RUL, k.rul.Value(i))
+	if k.raw.IsNull(i) {
+		out.RULRaw = append(out.RULRaw, math.NaN())
+	} else {
+		out.RULRaw = append(out.RULRaw, k.raw.Value(i))
+	}
+	out.Health = append(out.Health, h)
+	out.Split = append(out.Split, k.split.Value(i))
+	return true, nil
 }
 
 // Windows is a set of windows held in memory, column by column.
 type Windows struct {
-	Meta     WindowsMeta
-	T, F     int // window length and feature count
-	Tenant   []string
-	Device   []string
-	LifeID   []int32
-	End      []int64
-	RUL      []float64
-	RULRaw   []float64 // NaN when unknown
-	Health   []Health
-	Split    []string
+	Meta WindowsMeta
+	T, F int // window length and feature count
+	WindowKeys
 	X        []float32 // Len() × T × F, time-major per window
 	FileMeta Meta
 }
-
-// Len returns the number of windows.
-func (w *Windows) Len() int { return len(w.End) }
 
 // XAt returns the values of window i.
 func (w *Windows) XAt(i int) []float32 { n := w.T * w.F; return w.X[i*n : (i+1)*n] }
@@ -312,57 +372,25 @@ func ReadWindowsN(ctx context.Context, loc string, n int, splits ...string) (*Wi
 	if err != nil {
 		return nil, err
 	}
-	want := map[string]bool{}
-	for _, s := range splits {
-		want[s] = true
-	}
 	out := &Windows{Meta: wm, T: wm.Window, F: len(wm.Features), FileMeta: r.Meta()}
 	size := out.T * out.F
-	sch := r.Schema()
-	col := func(name string) int { return sch.FieldIndices(name)[0] }
-	idx := []int{col(ColTenant), col(ColDevice), col(ColLifeID), col(ColWindowEnd), col(ColRUL), col(ColRULRaw), col(ColHealth), col(ColSplit), col(ColX)}
-	row := 0
-	for rec, err := range r.Batches(ctx) {
-		if err != nil {
-			return nil, err
-		}
-		tn := rec.Column(idx[0]).(*array.String)
-		dv := rec.Column(idx[1]).(*array.String)
-		li := rec.Column(idx[2]).(*array.Int32)
-		we := rec.Column(idx[3]).(*array.Timestamp)
-		rul := rec.Column(idx[4]).(*array.Float64)
-		raw := rec.Column(idx[5]).(*array.Float64)
-		hs := rec.Column(idx[6]).(*array.String)
-		sp := rec.Column(idx[7]).(*array.String)
-		xl := rec.Column(idx[8]).(*array.FixedSizeList)
-		xv := xl.ListValues().(*array.Float32).Float32Values()
-		off := xl.Offset()
-		for i := 0; i < int(rec.NumRows()); i++ {
-			row++
-			if len(want) > 0 && !want[sp.Value(i)] {
-				continue
-			}
-			h, err := ParseHealth(hs.Value(i))
-			if err != nil {
-				return nil, fmt.Errorf("%s: row %d: %w", loc, row, err)
-			}
-			out.Tenant = append(out.Tenant, tn.Value(i))
-			out.Device = append(out.Device, dv.Value(i))
-			out.LifeID = append(out.LifeID, li.Value(i))
-			out.End = append(out.End, int64(we.Value(i)))
-			out.RUL = append(out.RUL, rul.Value(i))
-			if raw.IsNull(i) {
-				out.RULRaw = append(out.RULRaw, math.NaN())
-			} else {
-				out.RULRaw = append(out.RULRaw, raw.Value(i))
-			}
-			out.Health = append(out.Health, h)
-			out.Split = append(out.Split, sp.Value(i))
+	idx, err := locateColumns(loc, r.Schema(), WindowsColumns(wm.Window, len(wm.Features)))
+	if err != nil {
+		return nil, err
+	}
+	var xv []float32
+	var off int
+	err = newWindowKeyReader(loc, idx, splits).read(ctx, r, &out.WindowKeys,
+		func(rec arrow.RecordBatch) {
+			xl := rec.Column(idx[len(windowsKey)]).(*array.FixedSizeList)
+			xv, off = xl.ListValues().(*array.Float32).Float32Values(), xl.Offset()
+		},
+		func(i int) bool {
 			out.X = append(out.X, xv[(off+i)*size:(off+i+1)*size]...)
-			if n > 0 && out.Len() >= n {
-				return out, nil
-			}
-		}
+			return n <= 0 || out.Len() < n
+		})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

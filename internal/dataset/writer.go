@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
@@ -258,4 +259,66 @@ func dictionaryProps(schema *arrow.Schema) []parquet.WriterProperty {
 		}
 	}
 	return props
+}
+
+// batchWriter is the common part of the typed writers (frames, windows,
+// stats): rows are appended to a record builder and written as one row group
+// per batch of batch rows.
+type batchWriter struct {
+	*Writer
+	bld     *array.RecordBuilder
+	batch   int
+	pending int
+	// reserve sizes the builders for the next batch (nil: no reservation).
+	reserve func()
+}
+
+// newBatchWriter starts a Parquet file at loc (Create) with a builder for its
+// schema, allocated from the WithAllocator option.
+func newBatchWriter(loc string, sch *arrow.Schema, batch int, opts []WriterOption) (*batchWriter, error) {
+	w, err := Create(loc, sch, opts...)
+	if err != nil {
+		return nil, err
+	}
+	cfg := writerConfig{mem: memory.DefaultAllocator}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return &batchWriter{Writer: w, bld: array.NewRecordBuilder(cfg.mem, sch), batch: batch}, nil
+}
+
+// added records that n rows were appended to the builder and writes the batch
+// when it is full.
+func (w *batchWriter) added(n int) error {
+	w.pending += n
+	if w.pending < w.batch {
+		return nil
+	}
+	if err := w.flush(); err != nil {
+		return err
+	}
+	if w.reserve != nil {
+		w.reserve()
+	}
+	return nil
+}
+
+func (w *batchWriter) flush() error {
+	if w.pending == 0 {
+		return nil
+	}
+	rec := w.bld.NewRecordBatch()
+	defer rec.Release()
+	w.pending = 0
+	return w.Write(rec)
+}
+
+// Commit writes the last batch and moves the file into place.
+func (w *batchWriter) Commit() error {
+	defer w.bld.Release()
+	if err := w.flush(); err != nil {
+		w.Abort()
+		return err
+	}
+	return w.Writer.Commit()
 }

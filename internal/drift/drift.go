@@ -315,6 +315,12 @@ func ReadReference(loc string) (*Reference, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read reference: %w", err)
 	}
+	return DecodeReference(loc, b)
+}
+
+// DecodeReference decodes the "reference" section of the validation report
+// b read from loc.
+func DecodeReference(loc string, b []byte) (*Reference, error) {
 	var doc struct {
 		Reference *Reference `json:"reference"`
 	}

@@ -146,7 +146,7 @@ func Label(times, failures []int64, r Rules, out Labels) (Stats, error) {
 		return st, nil
 	}
 	rul, raw, health, cens, life := out.RUL[:n], out.Raw[:n], out.Health[:n], out.Censored[:n], out.Life[:n]
-	h, crit, warn := r.Horizon, r.Thresholds.Critical, r.Thresholds.Warning
+	h, thr := r.Horizon, r.Thresholds
 	const perHour = 1.0 / MicrosPerHour
 
 	// Readings up to the last failure: exact labels.
@@ -175,15 +175,7 @@ func Label(times, failures []int64, r Rules, out Labels) (Stats, error) {
 		raw[i] = x
 		c := min(x, h)
 		rul[i] = c
-		var cls dataset.Health
-		switch {
-		case c < crit:
-			cls = dataset.Critical
-		case c < warn:
-			cls = dataset.Warning
-		default:
-			cls = dataset.Normal
-		}
+		cls := thr.Classify(c)
 		health[i] = cls
 		st.Health[cls]++
 		cens[i] = false
@@ -214,15 +206,7 @@ func Label(times, failures []int64, r Rules, out Labels) (Stats, error) {
 				st.ExactCapped++
 			}
 			rul[i] = c
-			var cls dataset.Health
-			switch {
-			case c < crit:
-				cls = dataset.Critical
-			case c < warn:
-				cls = dataset.Warning
-			default:
-				cls = dataset.Normal
-			}
+			cls := thr.Classify(c)
 			health[i] = cls
 			st.Health[cls]++
 		}

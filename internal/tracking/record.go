@@ -101,7 +101,7 @@ type Stage struct {
 	Name   string      `json:"name"`
 	Status StageStatus `json:"status"`
 	// Reason says why the stage ran or was skipped ("inputs changed",
-	// "cached: inputs, options and tool version unchanged").
+	// "restored from cache: inputs, options and tool version unchanged").
 	Reason    string    `json:"reason,omitempty"`
 	StartTime time.Time `json:"start_time"`
 	// DurationSeconds is the wall time of the stage (0 while running).

@@ -276,9 +276,11 @@ func (r *Recorder) StageStarted(ctx context.Context, name, reason string, inputs
 	})
 }
 
-// StageSkipped records a stage that did not run, and why ("cached: inputs,
-// options and tool version unchanged"), with the outputs it would have made.
-func (r *Recorder) StageSkipped(ctx context.Context, name, reason string, inputs, outputs []File) error {
+// StageSkipped records a stage that did not run, and why ("restored from
+// cache: inputs, options and tool version unchanged"), with the outputs it
+// would have made and how long skipping it took (took: checking and
+// restoring its outputs), which becomes its duration.
+func (r *Recorder) StageSkipped(ctx context.Context, name, reason string, took time.Duration, inputs, outputs []File) error {
 	in, err := r.files(inputs)
 	if err != nil {
 		return fmt.Errorf("tracking: stage %s: %w", name, err)
@@ -288,7 +290,9 @@ func (r *Recorder) StageSkipped(ctx context.Context, name, reason string, inputs
 		return fmt.Errorf("tracking: stage %s: %w", name, err)
 	}
 	return r.update(ctx, func(rec *Record) error {
-		rec.setStage(Stage{Name: name, Status: StageSkipped, Reason: reason, StartTime: r.now(), Inputs: in, Outputs: out})
+		now := r.now()
+		rec.setStage(Stage{Name: name, Status: StageSkipped, Reason: reason, StartTime: now.Add(-took), DurationSeconds: took.Seconds(),
+			Inputs: in, Outputs: out})
 		return nil
 	})
 }

@@ -89,7 +89,7 @@ func story(t *testing.T, ctx context.Context, r *Recorder, afterEpoch func(int))
 	must(r.LogParams(ctx, Params(map[string]any{"train.epochs": 3, "train.lr": 0.001, "features.window": 30, "db.dsn": "postgres://me:xxxxx@db/modax", "pg.sensors": []any{"a", "b"}})))
 	must(r.SetTags(ctx, map[string]string{"purpose": "test"}))
 	readings := writeFile(t, filepath.Join(dir, "readings.parquet"), "readings")
-	must(r.StageSkipped(ctx, "collect", "cached: inputs, options and tool version unchanged", nil, []File{{Path: readings}}))
+	must(r.StageSkipped(ctx, "collect", "restored from cache: inputs, options and tool version unchanged", 250*time.Millisecond, nil, []File{{Path: readings}}))
 	must(r.StageStarted(ctx, "train", "inputs changed", []File{{Path: readings}}))
 	for epoch := 1; epoch <= 3; epoch++ {
 		must(r.LogStep(ctx, int64(epoch), time.Time{}, map[string]float64{"train_loss": 1 / float64(epoch), "val_mae": 10 / float64(epoch)}))
@@ -132,6 +132,9 @@ func TestRecorderLocalOnly(t *testing.T) {
 	}
 	if len(rec.Stages) != 2 || rec.Stages[0].Status != StageSkipped || rec.Stages[1].Status != StageRan {
 		t.Fatalf("stages: %+v", rec.Stages)
+	}
+	if c := rec.Stage("collect"); c.DurationSeconds != 0.25 || c.StartTime.Add(250*time.Millisecond).After(rec.Stages[1].StartTime) {
+		t.Errorf("skipped stage: %.3f s from %s (restore time is its duration)", c.DurationSeconds, c.StartTime)
 	}
 	train := rec.Stage("train")
 	if train.Duration() <= 0 || len(train.Inputs) != 1 || train.Inputs[0].SHA256 == "" || train.Outputs[0].Size != int64(len("onnx bytes")) {
