@@ -20,13 +20,23 @@ type split struct {
 	rul []float32
 }
 
-// data is what training reads from a windows file.
+// data is what training reads from a windows file. The train windows and
+// then the val windows are stored back to back in one array, so that --refit
+// trains on both without a copy (trainAndVal).
 type data struct {
 	loc   string
 	meta  dataset.WindowsMeta
 	t, f  int
 	train split
 	val   split
+	// xAll and rulAll hold train then val.
+	xAll, rulAll []float32
+}
+
+// trainAndVal is the train and val windows together, as one split.
+func (d *data) trainAndVal() split {
+	n := d.train.n + d.val.n
+	return split{n: n, x: d.xAll[:n*d.t*d.f], rul: d.rulAll[:n]}
 }
 
 // loadWindows reads the train and val splits of a windows file. It makes two
@@ -67,8 +77,10 @@ func loadWindows(ctx context.Context, loc, valSplit string) (*data, error) {
 	// as much again before collecting. A low GOGC while reading keeps the
 	// peak near the data size (marking pointer-free memory costs little).
 	defer debug.SetGCPercent(debug.SetGCPercent(10))
-	d.train.x, d.train.rul = make([]float32, 0, d.train.n*size), make([]float32, 0, d.train.n)
-	d.val.x, d.val.rul = make([]float32, 0, d.val.n*size), make([]float32, 0, d.val.n)
+	nt, nv := d.train.n, d.val.n
+	d.xAll, d.rulAll = make([]float32, (nt+nv)*size), make([]float32, nt+nv)
+	d.train.x, d.train.rul = d.xAll[:0:nt*size], d.rulAll[:0:nt]
+	d.val.x, d.val.rul = d.xAll[nt*size:nt*size], d.rulAll[nt:nt]
 	row := 0
 	for rec, err := range r.Batches(ctx, dataset.ColDevice, dataset.ColRUL, dataset.ColSplit, dataset.ColX) {
 		if err != nil {
@@ -107,9 +119,15 @@ func loadWindows(ctx context.Context, loc, valSplit string) (*data, error) {
 					return nil, bad(fmt.Sprintf("x is %v at step %d of feature %s", v, j/d.f, wm.Features[j%d.f]))
 				}
 			}
+			if len(s.rul) == s.n {
+				return nil, fmt.Errorf("%s: the file changed while it was read (more %s windows than counted)", loc, sp.Value(i))
+			}
 			s.x = append(s.x, xs...)
 			s.rul = append(s.rul, float32(y))
 		}
+	}
+	if len(d.train.rul) != d.train.n || len(d.val.rul) != d.val.n {
+		return nil, fmt.Errorf("%s: the file changed while it was read (fewer windows than counted)", loc)
 	}
 	return d, nil
 }

@@ -43,6 +43,9 @@ type loop struct {
 	history []model.Epoch
 	best    *model.Params // engine-scale weights of the best epoch (nil: none yet)
 	stop    bool
+	// ema is the moving average of the weights (nil: --ema-decay 0); cur
+	// the buffer the current weights are read into.
+	ema, cur *model.Params
 
 	shuffle, maskSrc *rand.PCG
 	maskRNG          *rand.Rand
@@ -87,7 +90,44 @@ func newLoop(ctx context.Context, env *runenv.Env, o *Options, d *data, eng nn.E
 		_ = l.maskSrc.UnmarshalBinary(st.MaskRNG)
 	}
 	l.maskRNG = rand.New(l.maskSrc)
+	if o.EMADecay > 0 {
+		l.ema = eng.Params()
+		l.cur = eng.Params()
+	}
 	return l
+}
+
+// paramsInto is implemented by engines that can copy their weights into a
+// caller's buffer (the fused engine); others are asked for a copy.
+type paramsInto interface{ ParamsInto(p *model.Params) }
+
+// updateEMA folds the current weights into the moving average after step
+// l.st.Step (the decay warms up as (1+t)/(10+t), as TensorFlow's
+// ExponentialMovingAverage with num_updates).
+func (l *loop) updateEMA() {
+	cur := l.cur
+	if pi, ok := l.eng.(paramsInto); ok {
+		pi.ParamsInto(cur)
+	} else {
+		cur = l.eng.Params()
+	}
+	t := float64(l.st.Step)
+	a := float32(1 - min(l.o.EMADecay, (1+t)/(10+t)))
+	for i, e := range l.ema.Tensors {
+		c := cur.Tensors[i].Data
+		for j, v := range e.Data {
+			e.Data[j] = v + a*(c[j]-v)
+		}
+	}
+}
+
+// evalParams is a copy of the weights that are validated and saved: the
+// moving average with --ema-decay, else the current weights.
+func (l *loop) evalParams() *model.Params {
+	if l.ema != nil {
+		return l.ema.Clone()
+	}
+	return l.eng.Params()
 }
 
 func scaled(rul []float32, s float64) []float32 {
@@ -139,6 +179,9 @@ func (l *loop) run() error {
 				return fmt.Errorf("train: epoch %d, batch %d of %d: %w", epoch, bi+1, l.batches, err)
 			}
 			l.st.Step++
+			if l.ema != nil {
+				l.updateEMA()
+			}
 			sumLoss += loss * float64(b)
 			samples += b
 			for _, h := range l.hooks {
@@ -199,8 +242,24 @@ func (l *loop) saveMaskRNG() {
 	}
 }
 
-// validate returns the val loss (on the training scale) and RMSE in hours.
+// validate returns the val loss (on the training scale) and RMSE in hours
+// of the moving average with --ema-decay, else of the current weights.
 func (l *loop) validate() (loss, rmse float64, err error) {
+	if l.ema == nil {
+		return l.validateCurrent()
+	}
+	cur := l.eng.Params()
+	if err := l.eng.SetParams(l.ema); err != nil {
+		return 0, 0, fmt.Errorf("train: validate: %w", err)
+	}
+	loss, rmse, err = l.validateCurrent()
+	if serr := l.eng.SetParams(cur); serr != nil && err == nil {
+		err = fmt.Errorf("train: validate: %w", serr)
+	}
+	return loss, rmse, err
+}
+
+func (l *loop) validateCurrent() (loss, rmse float64, err error) {
 	v := &l.d.val
 	size := l.d.t * l.d.f
 	var sumLoss, sumSq float64
@@ -241,7 +300,7 @@ func earlyStopping() hook {
 		}
 		if !l.st.HasBest || e.ValLoss < l.st.BestValLoss-l.o.MinDelta {
 			l.st.HasBest, l.st.BestValLoss, l.st.BestEpoch, l.st.BadEpochs = true, e.ValLoss, e.Epoch, 0
-			l.best = l.eng.Params()
+			l.best = l.evalParams()
 			return nil
 		}
 		l.st.BadEpochs++
@@ -281,15 +340,15 @@ func reduceLROnPlateau() hook {
 	}}
 }
 
-// logEpoch writes one log line per epoch.
-func logEpoch() hook {
+// logEpoch writes one log line per epoch with message msg.
+func logEpoch(msg string) hook {
 	return hook{name: "log", epoch: func(l *loop, e *model.Epoch) error {
 		args := []any{"epoch", e.Epoch, "of", l.o.Epochs, "train_loss", e.TrainLoss}
 		if l.d.val.n > 0 {
 			args = append(args, "val_loss", e.ValLoss, "val_rmse_h", e.ValRMSE)
 		}
 		args = append(args, "lr", e.LR, "samples_per_s", math.Round(e.SamplesPerS), "seconds", math.Round(e.Seconds*100)/100)
-		l.env.Log.Info("epoch", args...)
+		l.env.Log.Info(msg, args...)
 		return nil
 	}}
 }

@@ -82,7 +82,19 @@ type Options struct {
 
 	// ValSplit is the split validated on every epoch (none: no validation).
 	ValSplit string `yaml:"val_split"`
-	Seed     int64  `yaml:"seed"`
+	// EMADecay > 0 keeps an exponential moving average of the weights,
+	// updated after every optimizer step with decay min(EMADecay,
+	// (1+t)/(10+t)) at step t; validation, early stopping and the saved
+	// checkpoint use the averaged weights (Polyak averaging).
+	EMADecay float64 `yaml:"ema_decay"`
+
+	// Refit, after early stopping has picked the best epoch E on the val
+	// split, trains a fresh model (same seed, so the same initial weights)
+	// on the train and val windows together for E epochs with the selection
+	// run's learning rate of each epoch, and saves that model instead.
+	Refit bool `yaml:"refit"`
+
+	Seed int64 `yaml:"seed"`
 	// ModelVersion names the model (default: "<model>-<run id>" or a timestamp).
 	ModelVersion string `yaml:"model_version"`
 	// RidgeAlpha is the L2 penalty of --model ridge.
@@ -127,6 +139,9 @@ func (o *Options) validate() error {
 		return usage("--out is empty")
 	}
 	if o.Model == ModelRidge {
+		if o.Refit {
+			return usage("--refit applies to --model lstm (ridge has no epochs to pick)")
+		}
 		if o.Stats == "" {
 			return usage("--model ridge needs --stats")
 		}
@@ -156,6 +171,11 @@ func (o *Options) validate() error {
 		return usage("--lr-factor %g not in (0, 1)", o.LRFactor)
 	case o.Workers < 0:
 		return usage("--workers %d < 0", o.Workers)
+	case o.EMADecay < 0 || o.EMADecay >= 1:
+		return usage("--ema-decay %g not in [0, 1)", o.EMADecay)
+	}
+	if o.Refit && (o.ValSplit == "" || o.ValSplit == "none") {
+		return usage("--refit needs a --val-split to pick the number of epochs on")
 	}
 	switch o.Loss {
 	case "mse":

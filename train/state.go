@@ -61,8 +61,9 @@ type sidecar struct {
 	state trainState
 	// m and v are nil for engines that cannot export Adam's moments
 	// (gorgonia's AdamSolver keeps them private); best is nil before the
-	// first validated epoch.
-	m, v, w, best *model.Params
+	// first validated epoch; ema is the weight average of --ema-decay (nil:
+	// none).
+	m, v, w, best, ema *model.Params
 }
 
 func prefixed(prefix string, p *model.Params) []*model.Tensor {
@@ -90,6 +91,9 @@ func writeSidecar(path string, arch model.Arch, sc *sidecar) error {
 	ts = append(ts, prefixed("w.", sc.w)...)
 	if sc.best != nil {
 		ts = append(ts, prefixed("best.", sc.best)...)
+	}
+	if sc.ema != nil {
+		ts = append(ts, prefixed("ema.", sc.ema)...)
 	}
 	return model.WriteSafetensors(path, ts, map[string]string{metaState: string(st), model.MetaArch: string(ab)})
 }
@@ -146,6 +150,9 @@ func readSidecar(path string, arch model.Arch) (*sidecar, error) {
 		return nil, err
 	}
 	if sc.best, err = get("best.", false); err != nil {
+		return nil, err
+	}
+	if sc.ema, err = get("ema.", false); err != nil {
 		return nil, err
 	}
 	return sc, nil

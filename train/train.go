@@ -44,12 +44,16 @@ type Result struct {
 	BestValRMSE    *float64 `json:"best_val_rmse"`
 	FinalTrainLoss float64  `json:"final_train_loss"`
 	// SamplesPerS is the training throughput over this run's epochs.
-	SamplesPerS  float64       `json:"samples_per_s"`
-	StoppedEarly bool          `json:"stopped_early"`
-	ResumedFrom  string        `json:"resumed_from,omitempty"`
-	TargetScale  float64       `json:"target_scale"`
-	Seconds      float64       `json:"seconds"`
-	History      []model.Epoch `json:"history"`
+	SamplesPerS  float64 `json:"samples_per_s"`
+	StoppedEarly bool    `json:"stopped_early"`
+	// Refit is set when the saved weights come from --refit (then the val
+	// metrics above are the selection run's: the refit model trained on the
+	// val windows).
+	Refit       *RefitResult  `json:"refit,omitempty"`
+	ResumedFrom string        `json:"resumed_from,omitempty"`
+	TargetScale float64       `json:"target_scale"`
+	Seconds     float64       `json:"seconds"`
+	History     []model.Epoch `json:"history"`
 }
 
 // trainInfo is the checkpoint's modax.train metadata: how the model was
@@ -62,6 +66,7 @@ type trainInfo struct {
 	Epochs       int     `json:"epochs,omitempty"`
 	BatchSize    int     `json:"batch_size,omitempty"`
 	Adam         nn.Adam `json:"adam"`
+	EMADecay     float64 `json:"ema_decay,omitempty"`
 	Loss         string  `json:"loss,omitempty"`
 	HuberDelta   float64 `json:"huber_delta_hours,omitempty"`
 	TargetScale  float64 `json:"target_scale"`
@@ -81,6 +86,9 @@ type trainInfo struct {
 	ResumedFrom  string  `json:"resumed_from,omitempty"`
 	Optimizer    string  `json:"optimizer_state,omitempty"`
 	RidgeAlpha   float64 `json:"ridge_alpha,omitempty"`
+	// Refit: the weights come from --refit (the history of the checkpoint
+	// is the selection run's).
+	Refit *RefitResult `json:"refit,omitempty"`
 }
 
 // engineConfig is what an engine factory gets besides the parameters.
@@ -181,7 +189,10 @@ func runLSTM(ctx context.Context, env *runenv.Env, o Options) (*Result, error) {
 	if blasName == "auto" {
 		blasName = ""
 	}
-	eng, err := engines[o.Engine](p, engineConfig{workers: workers, blas: blasName, adam: adam, loss: loss})
+	newEngine := func(p *model.Params) (nn.Engine, error) {
+		return engines[o.Engine](p, engineConfig{workers: workers, blas: blasName, adam: adam, loss: loss})
+	}
+	eng, err := newEngine(p)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
@@ -206,7 +217,14 @@ func runLSTM(ctx context.Context, env *runenv.Env, o Options) (*Result, error) {
 	if sc != nil && st.HasBest {
 		l.best = sc.best
 	}
-	l.hooks = []hook{earlyStopping(), reduceLROnPlateau(), logEpoch(), progressBar()}
+	if l.ema != nil && sc != nil {
+		if sc.ema != nil {
+			l.ema = sc.ema
+		} else {
+			env.Log.Warn("the optimizer state has no weight average: --ema-decay starts it from the resumed weights", "checkpoint", o.Resume)
+		}
+	}
+	l.hooks = []hook{earlyStopping(), reduceLROnPlateau(), logEpoch("epoch"), progressBar()}
 	l.bar = env.Progress("train", "samples", int64(o.Epochs)*int64(d.train.n))
 	if done := int64(st.Epoch)*int64(d.train.n) + int64(min(st.NextBatch*o.BatchSize, d.train.n)); done > 0 {
 		l.bar.Add(done)
@@ -218,11 +236,28 @@ func runLSTM(ctx context.Context, env *runenv.Env, o Options) (*Result, error) {
 	if runErr != nil && !errors.As(runErr, &intr) {
 		return nil, runErr
 	}
-	res, err := saveLSTM(env, &o, d, l, intr != nil, firstEpoch, blasName)
+	var (
+		rf       *RefitResult
+		rfParams *model.Params
+		rfIntr   *errInterrupted
+	)
+	if o.Refit && intr == nil {
+		if !l.st.HasBest {
+			return nil, fmt.Errorf("%w: train: --refit: %s has no windows in the %q split to pick the epochs on", exitcode.ErrValidation, o.Windows, o.ValSplit)
+		}
+		rf, rfParams, err = refit(ctx, env, &o, d, l, newEngine)
+		if err != nil && !errors.As(err, &rfIntr) {
+			return nil, err
+		}
+	}
+	res, err := saveLSTM(env, &o, d, l, intr != nil || rfIntr != nil, firstEpoch, blasName, rf, rfParams)
 	if err != nil {
 		return nil, err
 	}
 	res.Seconds = time.Since(start).Seconds()
+	if rfIntr != nil {
+		return res, fmt.Errorf("train: refit %w; wrote %s with the selection run's best weights (--resume %s --refit redoes the refit)", rfIntr, o.Out, o.Out)
+	}
 	if intr != nil {
 		return res, fmt.Errorf("train: %w; wrote %s and %s (continue with --resume %s)", intr, o.Out, res.Optimizer, o.Out)
 	}
@@ -291,13 +326,17 @@ func resume(env *runenv.Env, o *Options, d *data) (*resumed, error) {
 	return r, nil
 }
 
-// saveLSTM writes the checkpoint (the best epoch's weights when there is a
-// val split, else the last) with the target scale folded into fc2, and the
-// optimizer state, and returns the Result.
-func saveLSTM(env *runenv.Env, o *Options, d *data, l *loop, interrupted bool, firstEpoch int, blasName string) (*Result, error) {
+// saveLSTM writes the checkpoint (the refit's weights with --refit, else the
+// best epoch's when there is a val split, else the last) with the target
+// scale folded into fc2, and the optimizer state of the selection run, and
+// returns the Result.
+func saveLSTM(env *runenv.Env, o *Options, d *data, l *loop, interrupted bool, firstEpoch int, blasName string, rf *RefitResult, rfParams *model.Params) (*Result, error) {
 	final := l.best
 	if final == nil {
-		final = l.eng.Params()
+		final = l.evalParams()
+	}
+	if rfParams != nil {
+		final = rfParams
 	}
 	step, m, v := l.eng.OptimizerState()
 	l.st.Step = step
@@ -311,11 +350,11 @@ func saveLSTM(env *runenv.Env, o *Options, d *data, l *loop, interrupted bool, f
 	version := modelVersion(env, o)
 	ti := trainInfo{
 		Model: ModelLSTM, Engine: o.Engine, BLAS: blasDesc, Workers: o.Workers, Epochs: o.Epochs, BatchSize: o.BatchSize,
-		Adam: nn.Adam{LR: o.LR, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: o.WeightDecay, ClipNorm: o.ClipNorm},
-		Loss: o.Loss, TargetScale: l.scale, Patience: o.Patience, MinDelta: o.MinDelta, LRPatience: o.LRPatience,
+		Adam:     nn.Adam{LR: o.LR, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: o.WeightDecay, ClipNorm: o.ClipNorm},
+		EMADecay: o.EMADecay, Loss: o.Loss, TargetScale: l.scale, Patience: o.Patience, MinDelta: o.MinDelta, LRPatience: o.LRPatience,
 		ValSplit: o.ValSplit, Seed: o.Seed, TrainWindows: d.train.n, ValWindows: d.val.n,
 		EpochsRun: l.st.Epoch, BestEpoch: l.st.BestEpoch, StoppedEarly: l.st.Stopped, Interrupted: interrupted,
-		ResumedFrom: o.Resume, Optimizer: SidecarPath(o.Out),
+		ResumedFrom: o.Resume, Optimizer: SidecarPath(o.Out), Refit: rf,
 	}
 	if o.Loss == "huber" {
 		ti.HuberDelta = o.HuberDelta
@@ -330,7 +369,7 @@ func saveLSTM(env *runenv.Env, o *Options, d *data, l *loop, interrupted bool, f
 	info.History = l.history
 	ck := &model.Checkpoint{Params: scaleFC2(final, l.scale), Info: info}
 	sidePath := SidecarPath(o.Out)
-	sc := &sidecar{state: l.st, m: m, v: v, w: l.eng.Params(), best: l.best}
+	sc := &sidecar{state: l.st, m: m, v: v, w: l.eng.Params(), best: l.best, ema: l.ema}
 	if err := writeSidecar(sidePath, l.arch, sc); err != nil {
 		return nil, fmt.Errorf("train: write optimizer state: %w", err)
 	}
@@ -342,7 +381,7 @@ func saveLSTM(env *runenv.Env, o *Options, d *data, l *loop, interrupted bool, f
 		Model: o.Out, Optimizer: sidePath, ModelType: ModelLSTM, ModelVersion: version, Engine: o.Engine, BLAS: blasDesc,
 		Workers: o.Workers, Parameters: final.Count(), Input: o.Windows, Features: d.meta.Features, Window: d.t,
 		TrainWindows: d.train.n, ValWindows: d.val.n, Epochs: l.st.Epoch, BestEpoch: l.st.BestEpoch,
-		StoppedEarly: l.st.Stopped, ResumedFrom: o.Resume, TargetScale: l.scale, History: l.history,
+		StoppedEarly: l.st.Stopped, Refit: rf, ResumedFrom: o.Resume, TargetScale: l.scale, History: l.history,
 	}
 	if res.Workers == 0 {
 		res.Workers = env.Workers

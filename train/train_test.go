@@ -463,3 +463,210 @@ func TestTrainGorgoniaResume(t *testing.T) {
 		}
 	}
 }
+
+// TestTrainRefit: --refit saves a model trained on the train and val windows
+// for the selection run's best epoch count, with the selection run's
+// learning rate in each epoch; with a constant learning rate it is
+// bit-identical to a plain run on a file whose val windows are train
+// windows.
+func TestTrainRefit(t *testing.T) {
+	win := windowsFile(t, traintest.Default())
+	dir := t.TempDir()
+	o := smallOptions(win, filepath.Join(dir, "refit.safetensors"))
+	o.Epochs, o.Patience, o.Refit = 6, 0, true
+	res, err := Run(context.Background(), testEnv(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rf := res.Refit
+	if rf == nil || rf.Epochs != res.BestEpoch || rf.Epochs < 1 || rf.TrainWindows != 256+64 || len(rf.History) != rf.Epochs ||
+		rf.FinalTrainLoss <= 0 || rf.SamplesPerS <= 0 || res.BestValRMSE == nil || res.Epochs != 6 || len(res.History) != 6 {
+		t.Fatalf("refit result %+v, refit %+v", res, rf)
+	}
+	ck, err := model.Load(o.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(ck.Info.Train), `"refit":{"epochs":`) || len(ck.Info.History) != 6 {
+		t.Fatalf("checkpoint train info %s, %d history rows", ck.Info.Train, len(ck.Info.History))
+	}
+
+	merged := windowsFile(t, traintest.Spec{Train: 256, Val: 64, Test: 64, Window: 12, Features: 3, Horizon: 100, Noise: 0.3, Seed: 1, ValAsTrain: true})
+	plain := smallOptions(merged, filepath.Join(dir, "plain.safetensors"))
+	plain.Epochs, plain.Patience, plain.ValSplit = rf.Epochs, 0, "none"
+	pres, err := Run(context.Background(), testEnv(), plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pres.TrainWindows != rf.TrainWindows || !tensorsEqual(t, o.Out, plain.Out) {
+		t.Fatalf("the refit differs from %d epochs on the merged train split (%d windows)", rf.Epochs, pres.TrainWindows)
+	}
+	sel := o
+	sel.Out, sel.Refit = filepath.Join(dir, "selection.safetensors"), false
+	if _, err := Run(context.Background(), testEnv(), sel); err != nil {
+		t.Fatal(err)
+	}
+	if tensorsEqual(t, o.Out, sel.Out) {
+		t.Fatal("the refit saved the selection run's weights")
+	}
+
+	// The learning rate of each refit epoch is the selection run's.
+	o2 := smallOptions(win, filepath.Join(dir, "plateau.safetensors"))
+	o2.Epochs, o2.Patience, o2.MinDelta, o2.LRPatience, o2.Refit = 5, 0, 0, 1, true
+	o2.LR = 0.2 // diverges a little: plateaus, so the rate drops
+	res, err = Run(context.Background(), testEnv(), o2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lrs := map[float64]bool{}
+	for i, e := range res.Refit.History {
+		lrs[e.LR] = true
+		if e.LR != res.History[i].LR {
+			t.Fatalf("refit epoch %d: lr %g, the selection run's %g", i+1, e.LR, res.History[i].LR)
+		}
+	}
+	if len(lrs) < 2 {
+		t.Fatalf("the learning rate never changed in %d refit epochs: the test checks nothing", len(res.Refit.History))
+	}
+}
+
+// TestTrainRefitInterrupt: an interruption during the refit writes the
+// selection run's best weights and exits as interrupted; --resume with
+// --refit redoes the refit and ends with the uninterrupted run's weights.
+func TestTrainRefitInterrupt(t *testing.T) {
+	win := windowsFile(t, traintest.Default())
+	dir := t.TempDir()
+	full := smallOptions(win, filepath.Join(dir, "full.safetensors"))
+	full.Epochs, full.Patience, full.Refit = 3, 0, true
+	if _, err := Run(context.Background(), testEnv(), full); err != nil {
+		t.Fatal(err)
+	}
+	sel := full
+	sel.Out, sel.Refit = filepath.Join(dir, "selection.safetensors"), false
+	if _, err := Run(context.Background(), testEnv(), sel); err != nil {
+		t.Fatal(err)
+	}
+
+	o := full
+	o.Out = filepath.Join(dir, "cut.safetensors")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	env := testEnv()
+	env.Progress = cancelAfter(3*16+4, cancel) // 3 selection epochs of 16 batches, then 4 refit batches
+	res, err := Run(ctx, env, o)
+	if !errors.Is(err, context.Canceled) || exitcode.Code(err) != exitcode.Interrupted || !strings.Contains(err.Error(), "refit interrupted") {
+		t.Fatalf("interrupted refit: %v", err)
+	}
+	if res == nil || res.Refit != nil || res.Epochs != 3 || !tensorsEqual(t, sel.Out, o.Out) {
+		t.Fatalf("interrupted refit: %+v; the checkpoint should hold the selection run's weights", res)
+	}
+	o.Resume = o.Out
+	res, err = Run(context.Background(), testEnv(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Refit == nil || !tensorsEqual(t, full.Out, o.Out) {
+		t.Fatal("resumed refit differs from the uninterrupted one")
+	}
+}
+
+// TestUpdateEMA: one update moves the average by (1 - decay) towards the
+// current weights, with the decay warmed up as (1+t)/(10+t).
+func TestUpdateEMA(t *testing.T) {
+	arch := model.Arch{Type: model.TypeLSTM, InputSize: 2, Hidden: 3, Layers: 1, FC: 2}
+	p, _ := model.NewParams(arch)
+	p.Init(1)
+	eng, err := nn.NewFused(p, nn.Config{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	o := DefaultOptions()
+	o.EMADecay = 0.9
+	for _, c := range []struct {
+		step  int
+		decay float64
+	}{{1000, 0.9}, {2, 3.0 / 12}} {
+		l := newLoop(context.Background(), testEnv(), &o, &data{}, eng, arch, 1, trainState{Step: c.step})
+		for _, tn := range l.ema.Tensors {
+			for j := range tn.Data {
+				tn.Data[j] = 1
+			}
+		}
+		l.updateEMA()
+		for i, tn := range l.ema.Tensors {
+			for j, v := range tn.Data {
+				want := c.decay + (1-c.decay)*float64(p.Tensors[i].Data[j])
+				if math.Abs(float64(v)-want) > 1e-6 {
+					t.Fatalf("step %d: %s[%d] = %g, want %g", c.step, tn.Name, j, v, want)
+				}
+			}
+		}
+	}
+}
+
+// TestTrainEMA: with --ema-decay the validated and saved weights are the
+// average (the checkpoint reproduces the reported best val RMSE, and
+// differs from a run without it), and an interrupted run resumes to the
+// same weights as an uninterrupted one (the average is in the optimizer
+// state).
+func TestTrainEMA(t *testing.T) {
+	win := windowsFile(t, traintest.Default())
+	dir := t.TempDir()
+	o := smallOptions(win, filepath.Join(dir, "ema.safetensors"))
+	o.Epochs, o.Patience, o.EMADecay = 4, 0, 0.95
+	res, err := Run(context.Background(), testEnv(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := o
+	plain.Out, plain.EMADecay = filepath.Join(dir, "plain.safetensors"), 0
+	pres, err := Run(context.Background(), testEnv(), plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tensorsEqual(t, o.Out, plain.Out) || res.History[0].ValRMSE == pres.History[0].ValRMSE {
+		t.Fatal("--ema-decay changed neither the saved weights nor the validation")
+	}
+	for i := range res.History {
+		if res.History[i].TrainLoss != pres.History[i].TrainLoss {
+			t.Fatalf("epoch %d: the average changed training itself (train loss %g vs %g)", i+1, res.History[i].TrainLoss, pres.History[i].TrainLoss)
+		}
+	}
+	ck, err := model.Load(o.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := loadWindows(context.Background(), win, "val")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pred := make([]float32, d.val.n)
+	if err := nn.NewPredictor(ck.Params, 2).Predict(d.val.x, d.val.n, pred); err != nil {
+		t.Fatal(err)
+	}
+	var sq float64
+	for i, p := range pred {
+		sq += (float64(p) - float64(d.val.rul[i])) * (float64(p) - float64(d.val.rul[i]))
+	}
+	if rmse := math.Sqrt(sq / float64(d.val.n)); math.Abs(rmse-*res.BestValRMSE) > 1e-3**res.BestValRMSE {
+		t.Fatalf("checkpoint val RMSE %.5f h, training reported %.5f h", rmse, *res.BestValRMSE)
+	}
+
+	cut := o
+	cut.Out = filepath.Join(dir, "cut.safetensors")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	env := testEnv()
+	env.Progress = cancelAfter(16+5, cancel)
+	if _, err := Run(ctx, env, cut); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	cut.Resume = cut.Out
+	if _, err := Run(context.Background(), testEnv(), cut); err != nil {
+		t.Fatal(err)
+	}
+	if !tensorsEqual(t, o.Out, cut.Out) {
+		t.Fatal("interrupted + resumed weights differ from an uninterrupted run with --ema-decay")
+	}
+}

@@ -21,7 +21,9 @@ dropout 0.2 between layers) → last hidden state → Linear(128, 64) → ReLU �
 Dropout → Linear(64, 1) — on the train split of windows.parquet with Adam and
 MSE (Huber optional), validating on the val split every epoch. Early stopping
 (--patience) keeps the best epoch's weights; --lr-patience reduces the
-learning rate on a plateau. Targets are divided by the horizon while training
+learning rate on a plateau. --refit then trains a fresh model (same seed) on
+the train and val windows together for the best epoch's count, with the
+same learning rate per epoch, and saves that one instead. Targets are divided by the horizon while training
 (--target-scale) and the checkpoint is rescaled to predict hours.
 
 Engines: fused (default) is our float32 LSTM with backpropagation through time,
@@ -45,6 +47,7 @@ instead: the baseline that shows whether the LSTM earns its cost.`,
   modax-ml train --epochs 30 --batch-size 64 --patience 5 --output json
   modax-ml train --loss huber --huber-delta 10 --clip-norm 1 --lr-patience 3
   modax-ml train --resume model.safetensors --epochs 150
+  modax-ml train --patience 15 --refit      # pick the epochs on val, then train on train+val
   modax-ml train --model ridge --stats stats.parquet -o ridge.safetensors`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -86,7 +89,9 @@ instead: the baseline that shows whether the LSTM earns its cost.`,
 	bindInt(f, "lr-patience", "train.lr_patience", d.LRPatience, "reduce the learning rate after this many epochs without improvement (0: off)")
 	bindFloat(f, "lr-factor", "train.lr_factor", d.LRFactor, "learning-rate reduction factor")
 	bindFloat(f, "min-lr", "train.min_lr", d.MinLR, "lower bound of the learning rate")
+	bindFloat(f, "ema-decay", "train.ema_decay", d.EMADecay, "validate and save a moving average of the weights with this decay per step (0: off; e.g. 0.99)")
 	bindString(f, "val-split", "train.val_split", d.ValSplit, `split validated every epoch ("none": no validation)`)
+	bindBool(f, "refit", "train.refit", d.Refit, "after early stopping picks the best epoch E, train a fresh model on the train and val windows for E epochs and save it")
 	bindInt64(f, "seed", "train.seed", d.Seed, "seed of initialisation, shuffling and dropout")
 	bindString(f, "model-version", "train.model_version", d.ModelVersion, "model version recorded in the checkpoint (default <model>-<run id>)")
 	bindFloat(f, "ridge-alpha", "train.ridge_alpha", d.RidgeAlpha, "L2 penalty of --model ridge")
@@ -113,6 +118,9 @@ func printTrain(w io.Writer, r *train.Result) error {
 		fmt.Fprintf(&b, "  best: epoch %d, val RMSE %.3f h (val loss %.4g)\n", r.BestEpoch, *r.BestValRMSE, *r.BestValLoss)
 	} else if n := len(r.History); n > 0 {
 		fmt.Fprintf(&b, "  no validation split; train RMSE %.3f h\n", r.History[n-1].TrainRMSE)
+	}
+	if rf := r.Refit; rf != nil {
+		fmt.Fprintf(&b, "  refit: %d epochs on %d train+val windows, final train loss %.4g (saved)\n", rf.Epochs, rf.TrainWindows, rf.FinalTrainLoss)
 	}
 	if r.Optimizer != "" {
 		fmt.Fprintf(&b, "  optimizer state: %s\n", r.Optimizer)

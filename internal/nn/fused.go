@@ -71,6 +71,11 @@ func (f *Fused) SetLR(lr float64) { f.e.cfg.Adam.LR = lr }
 // Params implements Engine.
 func (f *Fused) Params() *model.Params { return f.e.params() }
 
+// ParamsInto copies the current parameters into p (same architecture)
+// without allocating: the training loop's weight average reads them after
+// every step.
+func (f *Fused) ParamsInto(p *model.Params) { unflatten(&f.e.net.lay, f.e.net.w, p) }
+
 // SetParams implements Engine.
 func (f *Fused) SetParams(p *model.Params) error { return f.e.setParams(p) }
 

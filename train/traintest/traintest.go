@@ -27,6 +27,10 @@ type Spec struct {
 	// NaNRow puts a NaN into x (windows) or the RUL (stats) of this row
 	// (1-based; 0: none).
 	NaNRow int
+	// ValAsTrain writes the val windows with split train: the same rows,
+	// in the same order, as a file whose train and val windows are one
+	// train split.
+	ValAsTrain bool
 }
 
 // Default is 256/64/64 windows of 12 steps × 3 features, horizon 100.
@@ -55,8 +59,12 @@ func (s Spec) rows() []row {
 		name string
 		n    int
 	}{{dataset.SplitTrain, s.Train}, {dataset.SplitVal, s.Val}, {dataset.SplitTest, s.Test}} {
+		name := sp.name
+		if s.ValAsTrain && name == dataset.SplitVal {
+			name = dataset.SplitTrain
+		}
 		for i := range sp.n {
-			rows = append(rows, row{split: sp.name, device: fmt.Sprintf("%s-%d", sp.name, i%7), h: rng.Float64()})
+			rows = append(rows, row{split: name, device: fmt.Sprintf("%s-%d", sp.name, i%7), h: rng.Float64()})
 		}
 	}
 	return rows
