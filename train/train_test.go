@@ -78,6 +78,13 @@ func TestTrainLSTM(t *testing.T) {
 	}
 	// The checkpoint predicts hours: its val RMSE through the native
 	// predictor is the best epoch's.
+	checkValRMSE(t, win, ck, *res.BestValRMSE)
+}
+
+// checkValRMSE fails unless the checkpoint's val RMSE through the native
+// predictor is want (the best epoch's, as training reported it).
+func checkValRMSE(t *testing.T, win string, ck *model.Checkpoint, want float64) {
+	t.Helper()
 	d, err := loadWindows(context.Background(), win, "val")
 	if err != nil {
 		t.Fatal(err)
@@ -90,8 +97,8 @@ func TestTrainLSTM(t *testing.T) {
 	for i, p := range pred {
 		sq += (float64(p) - float64(d.val.rul[i])) * (float64(p) - float64(d.val.rul[i]))
 	}
-	if rmse := math.Sqrt(sq / float64(d.val.n)); math.Abs(rmse-*res.BestValRMSE) > 1e-3**res.BestValRMSE {
-		t.Fatalf("checkpoint val RMSE %.5f h, training reported %.5f h", rmse, *res.BestValRMSE)
+	if rmse := math.Sqrt(sq / float64(d.val.n)); math.Abs(rmse-want) > 1e-3*want {
+		t.Fatalf("checkpoint val RMSE %.5f h, training reported %.5f h", rmse, want)
 	}
 }
 
@@ -637,21 +644,7 @@ func TestTrainEMA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := loadWindows(context.Background(), win, "val")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pred := make([]float32, d.val.n)
-	if err := nn.NewPredictor(ck.Params, 2).Predict(d.val.x, d.val.n, pred); err != nil {
-		t.Fatal(err)
-	}
-	var sq float64
-	for i, p := range pred {
-		sq += (float64(p) - float64(d.val.rul[i])) * (float64(p) - float64(d.val.rul[i]))
-	}
-	if rmse := math.Sqrt(sq / float64(d.val.n)); math.Abs(rmse-*res.BestValRMSE) > 1e-3**res.BestValRMSE {
-		t.Fatalf("checkpoint val RMSE %.5f h, training reported %.5f h", rmse, *res.BestValRMSE)
-	}
+	checkValRMSE(t, win, ck, *res.BestValRMSE)
 
 	cut := o
 	cut.Out = filepath.Join(dir, "cut.safetensors")
