@@ -142,6 +142,15 @@ func TestTrainDeterministic(t *testing.T) {
 	}
 }
 
+// runCancelledAfter runs o and cancels it (as Ctrl-C does) after n batches.
+func runCancelledAfter(o Options, n int64) (*Result, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	env := testEnv()
+	env.Progress = cancelAfter(n, cancel)
+	return Run(ctx, env, o)
+}
+
 // cancelAfter is a progress factory whose bar cancels the run after n
 // batches (Add calls).
 func cancelAfter(n int64, cancel context.CancelFunc) progress.Factory {
@@ -181,11 +190,7 @@ func TestTrainInterruptResume(t *testing.T) {
 
 	o := full
 	o.Out = filepath.Join(dir, "cut.safetensors")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	env := testEnv()
-	env.Progress = cancelAfter(16+5, cancel) // 16 batches per epoch: stop in epoch 2
-	res, err := Run(ctx, env, o)
+	res, err := runCancelledAfter(o, 16+5) // 16 batches per epoch: stop in epoch 2
 	if !errors.Is(err, context.Canceled) || exitcode.Code(err) != exitcode.Interrupted {
 		t.Fatalf("interrupted run: %v", err)
 	}
@@ -556,11 +561,7 @@ func TestTrainRefitInterrupt(t *testing.T) {
 
 	o := full
 	o.Out = filepath.Join(dir, "cut.safetensors")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	env := testEnv()
-	env.Progress = cancelAfter(3*16+4, cancel) // 3 selection epochs of 16 batches, then 4 refit batches
-	res, err := Run(ctx, env, o)
+	res, err := runCancelledAfter(o, 3*16+4) // 3 selection epochs of 16 batches, then 4 refit batches
 	if !errors.Is(err, context.Canceled) || exitcode.Code(err) != exitcode.Interrupted || !strings.Contains(err.Error(), "refit interrupted") {
 		t.Fatalf("interrupted refit: %v", err)
 	}
@@ -648,11 +649,7 @@ func TestTrainEMA(t *testing.T) {
 
 	cut := o
 	cut.Out = filepath.Join(dir, "cut.safetensors")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	env := testEnv()
-	env.Progress = cancelAfter(16+5, cancel)
-	if _, err := Run(ctx, env, cut); !errors.Is(err, context.Canceled) {
+	if _, err := runCancelledAfter(cut, 16+5); !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted run: %v", err)
 	}
 	cut.Resume = cut.Out
