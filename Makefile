@@ -2,7 +2,8 @@
 GO      ?= go
 BIN     ?= bin/modax-ml
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/modax/modax-ml/internal/version.Version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X github.com/modax/modax-ml/internal/version.Version=$(VERSION) -X github.com/modax/modax-ml/internal/version.Commit=$(COMMIT)
 
 # OpenBLAS through cgo when the library is installed (Debian libopenblas-dev);
 # otherwise the pure-Go BLAS. `make BLAS=go` forces the pure-Go build.

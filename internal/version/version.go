@@ -8,6 +8,11 @@ import (
 // Version is set at build time with -ldflags "-X github.com/modax/modax-ml/internal/version.Version=v1.2.3".
 var Version = "dev"
 
+// Commit is the commit the binary was built from when the build has no VCS
+// stamp (`go build -buildvcs=false`, or a GOFLAGS that says so): the
+// Makefile sets it with -ldflags "-X ...version.Commit=$(git rev-parse HEAD)".
+var Commit = ""
+
 // Info describes the binary.
 type Info struct {
 	Version   string `json:"version"`
@@ -18,7 +23,7 @@ type Info struct {
 
 // Get returns the version info of the running binary.
 func Get() Info {
-	info := Info{Version: Version}
+	info := Info{Version: Version, Commit: Commit}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		info.GoVersion = bi.GoVersion
 		for _, s := range bi.Settings {
