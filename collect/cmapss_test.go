@@ -1,7 +1,6 @@
 package collect
 
 import (
-	"bufio"
 	"math"
 	"os"
 	"path/filepath"
@@ -82,22 +81,7 @@ func TestReadCMAPSSTestWithRUL(t *testing.T) {
 		t.Fatalf("rows %d devices %d failures %d, want 13096 / 100 / 100", rows, len(frames), len(failures))
 	}
 	// The failure times reproduce RUL_FD001: failure − last reading = true RUL.
-	rf, err := os.Open(rulPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rf.Close()
-	var truth []float64
-	sc := bufio.NewScanner(rf)
-	for sc.Scan() {
-		if s := strings.TrimSpace(sc.Text()); s != "" {
-			v, err := strconv.ParseFloat(s, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			truth = append(truth, v)
-		}
-	}
+	truth := testutil.ReadRULFile(t, rulPath)
 	byDevice := map[string]int{}
 	for i, f := range frames {
 		byDevice[f.Device] = i

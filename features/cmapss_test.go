@@ -1,9 +1,7 @@
 package features
 
 import (
-	"bufio"
 	"math"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -78,7 +76,7 @@ func TestCMAPSSFD001(t *testing.T) {
 	}
 	// Exactly one test window per unit ends at the unit's last reading, and
 	// its raw label is the unit's true RUL from RUL_FD001.
-	trueRUL := readRULFile(t, filepath.Join(dir, "RUL_FD001.txt"))
+	trueRUL := testutil.ReadRULFile(t, filepath.Join(dir, "RUL_FD001.txt"))
 	lastTime := map[string]int64{}
 	for _, f := range test {
 		lastTime[f.Device] = f.Time[f.Len()-1]
@@ -110,25 +108,4 @@ func TestCMAPSSFD001(t *testing.T) {
 	if lo != 0 || hi != 1 {
 		t.Fatalf("train x in [%g, %g], want [0, 1]", lo, hi)
 	}
-}
-
-func readRULFile(t *testing.T, path string) []float64 {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []float64
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if s := strings.TrimSpace(sc.Text()); s != "" {
-			v, err := strconv.ParseFloat(s, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, v)
-		}
-	}
-	return out
 }

@@ -27,24 +27,7 @@ func writeCMAPSS(t *testing.T, dir, file, rulFile string) (readings, failures st
 	if err != nil {
 		t.Fatal(err)
 	}
-	readings, failures = filepath.Join(dir, "readings.parquet"), filepath.Join(dir, "failures.parquet")
-	w, err := dataset.CreateFrames(readings, sensors, false, dataset.Meta{dataset.MetaSource: "cmapss"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Abort()
-	for _, f := range frames {
-		if err := w.Append(f); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if err := dataset.WriteFailures(failures, events, dataset.Meta{}); err != nil {
-		t.Fatal(err)
-	}
-	return readings, failures
+	return testutil.WriteReadings(t, dir, sensors, frames, events, dataset.Meta{dataset.MetaSource: "cmapss"})
 }
 
 // cmapssTruth reads unit and cycle of each row of a C-MAPSS text file

@@ -11,28 +11,6 @@ import (
 	"github.com/modax/modax-ml/internal/testutil"
 )
 
-func writeFrames(t *testing.T, dir string, frames []*dataset.Frame, events []dataset.Failure, sensors []string) (string, string) {
-	t.Helper()
-	readings, failures := filepath.Join(dir, "readings.parquet"), filepath.Join(dir, "failures.parquet")
-	w, err := dataset.CreateFrames(readings, sensors, false, dataset.Meta{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Abort()
-	for _, f := range frames {
-		if err := w.Append(f); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if err := dataset.WriteFailures(failures, events, dataset.Meta{}); err != nil {
-		t.Fatal(err)
-	}
-	return readings, failures
-}
-
 // TestCMAPSS: FD001's constant sensors are flagged, and nothing is an error.
 func TestCMAPSS(t *testing.T) {
 	frames, events, sensors, err := collect.ReadCMAPSS(filepath.Join(testutil.CMAPSSDir(t), "train_FD001.txt"), "", "nasa")
@@ -40,7 +18,7 @@ func TestCMAPSS(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	readings, failures := writeFrames(t, dir, frames, events, sensors)
+	readings, failures := testutil.WriteReadings(t, dir, sensors, frames, events, dataset.Meta{})
 	for _, tc := range []struct {
 		nearConstant float64
 		near         []string
@@ -92,7 +70,7 @@ func TestSyntheticFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	readings, failures := writeFrames(t, dir, frames, events, collect.SyntheticSensors)
+	readings, failures := testutil.WriteReadings(t, dir, collect.SyntheticSensors, frames, events, dataset.Meta{})
 	vo := DefaultOptions()
 	vo.Readings, vo.Failures, vo.Out = readings, failures, filepath.Join(dir, "validation.json")
 	rep, err := Run(context.Background(), testEnv(), vo)
