@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -216,83 +217,73 @@ func printRun(w io.Writer, r *tracking.Record, dir string, withParams bool) erro
 	}
 
 	if len(r.Stages) > 0 {
-		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "STAGE\tSTATUS\tDURATION\tOUTPUTS\tREASON")
-		for _, s := range r.Stages {
-			reason := s.Reason
-			if s.Error != "" {
-				reason = s.Error
+		if err := section(w, "STAGE\tSTATUS\tDURATION\tOUTPUTS\tREASON", func(tw io.Writer) {
+			for _, s := range r.Stages {
+				reason := s.Reason
+				if s.Error != "" {
+					reason = s.Error
+				}
+				var outs []string
+				for _, f := range s.Outputs {
+					outs = append(outs, f.Path+"@"+short(f.SHA256))
+				}
+				o := strings.Join(outs, " ")
+				if o == "" {
+					o = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Status, fmtDuration(s.DurationSeconds), o, reason)
 			}
-			var outs []string
-			for _, f := range s.Outputs {
-				outs = append(outs, f.Path+"@"+short(f.SHA256))
-			}
-			o := strings.Join(outs, " ")
-			if o == "" {
-				o = "-"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Status, fmtDuration(s.DurationSeconds), o, reason)
-		}
-		if err := tw.Flush(); err != nil {
+		}); err != nil {
 			return err
 		}
 	}
 	if len(r.FinalMetrics) > 0 {
-		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "FINAL METRIC\tVALUE")
-		keys := make([]string, 0, len(r.FinalMetrics))
-		for k := range r.FinalMetrics {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			fmt.Fprintf(tw, "%s\t%s\n", k, fmtFloat(r.FinalMetrics[k]))
-		}
-		if err := tw.Flush(); err != nil {
+		if err := section(w, "FINAL METRIC\tVALUE", func(tw io.Writer) {
+			for _, k := range slices.Sorted(maps.Keys(r.FinalMetrics)) {
+				fmt.Fprintf(tw, "%s\t%s\n", k, fmtFloat(r.FinalMetrics[k]))
+			}
+		}); err != nil {
 			return err
 		}
 	}
 	if series := r.Series(); len(series) > 0 {
-		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "METRIC\tPOINTS\tSTEPS\tFIRST\tLAST\tMIN\tMAX")
-		for _, s := range series {
-			fmt.Fprintf(tw, "%s\t%d\t%d-%d\t%s\t%s\t%s\t%s\n", s.Name, s.Points, s.FirstStep, s.LastStep, fmtFloat(s.First), fmtFloat(s.Last), fmtFloat(s.Min), fmtFloat(s.Max))
-		}
-		if err := tw.Flush(); err != nil {
+		if err := section(w, "METRIC\tPOINTS\tSTEPS\tFIRST\tLAST\tMIN\tMAX", func(tw io.Writer) {
+			for _, s := range series {
+				fmt.Fprintf(tw, "%s\t%d\t%d-%d\t%s\t%s\t%s\t%s\n", s.Name, s.Points, s.FirstStep, s.LastStep, fmtFloat(s.First), fmtFloat(s.Last), fmtFloat(s.Min), fmtFloat(s.Max))
+			}
+		}); err != nil {
 			return err
 		}
 	}
 	if len(r.Artifacts) > 0 {
-		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ARTIFACT\tSIZE\tSHA256\tFILE")
-		for _, ar := range r.Artifacts {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", ar.Name, fmtSize(ar.Size), short(ar.SHA256), ar.Path)
-		}
-		if err := tw.Flush(); err != nil {
+		if err := section(w, "ARTIFACT\tSIZE\tSHA256\tFILE", func(tw io.Writer) {
+			for _, ar := range r.Artifacts {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", ar.Name, fmtSize(ar.Size), short(ar.SHA256), ar.Path)
+			}
+		}); err != nil {
 			return err
 		}
 	}
 	if len(r.Params) > 0 {
-		fmt.Fprintln(w)
 		if !withParams {
-			_, err := fmt.Fprintf(w, "%d params (--params lists them)\n", len(r.Params))
+			_, err := fmt.Fprintf(w, "\n%d params (--params lists them)\n", len(r.Params))
 			return err
 		}
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "PARAM\tVALUE")
-		keys := make([]string, 0, len(r.Params))
-		for k := range r.Params {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			fmt.Fprintf(tw, "%s\t%s\n", k, r.Params[k])
-		}
-		return tw.Flush()
+		return section(w, "PARAM\tVALUE", func(tw io.Writer) {
+			for _, k := range slices.Sorted(maps.Keys(r.Params)) {
+				fmt.Fprintf(tw, "%s\t%s\n", k, r.Params[k])
+			}
+		})
 	}
 	return nil
+}
+
+// section writes a blank line, then a table: the tab-separated header and
+// the rows fill writes.
+func section(w io.Writer, header string, fill func(tw io.Writer)) error {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	fill(tw)
+	return tw.Flush()
 }
