@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -180,6 +182,53 @@ func TestAbortLeavesNothing(t *testing.T) {
 	ents, _ := os.ReadDir(dir)
 	if len(ents) != 1 {
 		t.Fatalf("left files behind: %v", ents)
+	}
+}
+
+// TestAtomicIntoPipe: writing to a named pipe or a device (modax-ml evaluate
+// --report /dev/null, -o /dev/stdout) writes into it, and the node stays what
+// it was: a rename would have replaced it with a regular file (as it once
+// replaced /dev/null). Abort leaves it in place too. (A pipe, not /dev/null:
+// a regression must not break the machine's /dev/null.)
+func TestAtomicIntoPipe(t *testing.T) {
+	for _, commit := range []bool{true, false} {
+		fifo := filepath.Join(t.TempDir(), "out.parquet")
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Skip("no named pipes here:", err)
+		}
+		got := make(chan []byte, 1)
+		go func() {
+			b, _ := os.ReadFile(fifo)
+			got <- b
+		}()
+		w, err := CreateFrames(fifo, []string{"s"}, false, Meta{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := NewFrame("t", "d", 1, false)
+		f.Time = []int64{1, 2}
+		f.Sensors[0] = []float64{1, 2}
+		if err := w.Append(f); err != nil {
+			t.Fatal(err)
+		}
+		if commit {
+			if err := w.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			w.Abort()
+		}
+		if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+			t.Fatalf("commit %v: the named pipe was replaced: %v %v", commit, fi.Mode(), err)
+		}
+		select {
+		case b := <-got:
+			if commit && (len(b) < 8 || string(b[:4]) != "PAR1" || string(b[len(b)-4:]) != "PAR1") {
+				t.Fatalf("the pipe got %d bytes, not a Parquet file", len(b))
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("commit %v: nothing was written into the pipe", commit)
+		}
 	}
 }
 

@@ -41,15 +41,28 @@ func LocalPath(loc string) (string, error) {
 // directory and renamed over the destination on Commit. Until then the
 // destination is untouched; Abort (or a crash) leaves at most a hidden
 // temporary file, which Abort removes.
+//
+// A destination that exists and is neither a regular file nor a directory —
+// a device such as /dev/null or /dev/stdout, a named pipe, a socket — is
+// written directly: there is nothing to replace atomically, and a rename
+// would replace the device node itself with a regular file.
 type AtomicFile struct {
 	*os.File
-	dest string
-	done bool
+	dest   string
+	done   bool
+	direct bool // writing straight into a device, pipe or socket
 }
 
 // CreateAtomic starts an atomic write of path. Always defer Abort; call Commit
 // when everything was written.
 func CreateAtomic(path string) (*AtomicFile, error) {
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return nil, fmt.Errorf("create %s: %w", path, err)
+		}
+		return &AtomicFile{File: f, dest: path, direct: true}, nil
+	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
@@ -67,6 +80,12 @@ func (a *AtomicFile) Commit() error {
 		return fmt.Errorf("commit %s: already finished", a.dest)
 	}
 	a.done = true
+	if a.direct {
+		if err := a.Close(); err != nil {
+			return fmt.Errorf("write %s: %w", a.dest, err)
+		}
+		return nil
+	}
 	tmp := a.Name()
 	if err := a.Sync(); err != nil {
 		a.Close()
@@ -96,7 +115,9 @@ func (a *AtomicFile) Abort() {
 	}
 	a.done = true
 	a.Close()
-	os.Remove(a.Name())
+	if !a.direct {
+		os.Remove(a.Name())
+	}
 }
 
 func syncDir(dir string) {
