@@ -389,23 +389,7 @@ func (r *run) findConditions(ctx context.Context) error {
 }
 
 // nearest returns the condition of a row (0 without conditions).
-func (r *run) nearest(v []float64) int {
-	if r.centers == nil {
-		return 0
-	}
-	best, bestD := 0, math.Inf(1)
-	for k, c := range r.centers {
-		var d float64
-		for j, x := range v {
-			e := x - c[j]
-			d += e * e
-		}
-		if d < bestD {
-			best, bestD = k, d
-		}
-	}
-	return best
-}
+func (r *run) nearest(v []float64) int { return dataset.NearestCenter(r.centers, v) }
 
 // fit fits the scaler on the rows of the train windows (each row once).
 func (r *run) fit(ctx context.Context) error {

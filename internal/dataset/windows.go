@@ -77,9 +77,13 @@ func (s *Scaler) Params(cond []float64) (offset, scale []float64) {
 
 // Condition returns the index of the condition whose center is nearest to
 // values (the row's raw values of Columns); ties go to the lower index.
-func (c *ConditionScaler) Condition(values []float64) int {
+func (c *ConditionScaler) Condition(values []float64) int { return NearestCenter(c.Centers, values) }
+
+// NearestCenter returns the index of the center nearest to values in
+// Euclidean distance; ties go to the lower index (0 without centers).
+func NearestCenter(centers [][]float64, values []float64) int {
 	best, bestD := 0, math.Inf(1)
-	for k, ctr := range c.Centers {
+	for k, ctr := range centers {
 		var d float64
 		for j, v := range values {
 			e := v - ctr[j]
