@@ -44,7 +44,8 @@ type loop struct {
 	best    *model.Params // engine-scale weights of the best epoch (nil: none yet)
 	stop    bool
 	// ema is the moving average of the weights (nil: --ema-decay 0); cur
-	// the buffer the current weights are read into.
+	// the buffer the current weights are read into (engines with
+	// ParamsInto only; others hand out a copy).
 	ema, cur *model.Params
 
 	shuffle, maskSrc *rand.PCG
@@ -92,7 +93,9 @@ func newLoop(ctx context.Context, env *runenv.Env, o *Options, d *data, eng nn.E
 	l.maskRNG = rand.New(l.maskSrc)
 	if o.EMADecay > 0 {
 		l.ema = eng.Params()
-		l.cur = eng.Params()
+		if _, ok := eng.(paramsInto); ok {
+			l.cur = eng.Params()
+		}
 	}
 	return l
 }
