@@ -38,6 +38,15 @@ func fleetOptions(rows int) SyntheticOptions {
 	return o
 }
 
+// syntheticCollect is collect --source synthetic of a fleet of about rows
+// readings into dir.
+func syntheticCollect(dir string, rows int) Options {
+	opts := DefaultOptions()
+	opts.Synthetic = fleetOptions(rows)
+	opts.Out, opts.FailuresOut = filepath.Join(dir, "r.parquet"), filepath.Join(dir, "f.parquet")
+	return opts
+}
+
 // benchTable is a sensor table holding one synthetic fleet of a given size,
 // shared by the benchmarks of one process.
 type benchTable struct {
@@ -108,10 +117,8 @@ func benchFleet(b *testing.B, rows int) *benchTable {
 		}
 		dir, _ := os.MkdirTemp("", "modax-bench")
 		defer os.RemoveAll(dir)
-		opts := DefaultOptions()
+		opts := syntheticCollect(dir, rows)
 		opts.DB = cfg
-		opts.Out, opts.FailuresOut = filepath.Join(dir, "r.parquet"), filepath.Join(dir, "f.parquet")
-		opts.Synthetic = fleetOptions(rows)
 		res, err := Run(ctx, env, opts)
 		if err != nil {
 			bt.err = err
@@ -333,10 +340,7 @@ func BenchmarkSyntheticGenerate(b *testing.B) {
 func BenchmarkSyntheticCollect(b *testing.B) {
 	for _, rows := range []int{100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
-			dir := b.TempDir()
-			opts := DefaultOptions()
-			opts.Synthetic = fleetOptions(rows)
-			opts.Out, opts.FailuresOut = filepath.Join(dir, "r.parquet"), filepath.Join(dir, "f.parquet")
+			opts := syntheticCollect(b.TempDir(), rows)
 			var n int64
 			b.ReportAllocs()
 			for b.Loop() {
@@ -356,10 +360,7 @@ func BenchmarkSyntheticCollect(b *testing.B) {
 func BenchmarkParquetRead(b *testing.B) {
 	for _, rows := range []int{100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
-			dir := b.TempDir()
-			opts := DefaultOptions()
-			opts.Synthetic = fleetOptions(rows)
-			opts.Out, opts.FailuresOut = filepath.Join(dir, "r.parquet"), filepath.Join(dir, "f.parquet")
+			opts := syntheticCollect(b.TempDir(), rows)
 			res, err := Run(context.Background(), runenv.Test(), opts)
 			if err != nil {
 				b.Fatal(err)
