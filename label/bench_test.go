@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
 	"sync"
@@ -144,9 +145,18 @@ func TestMemoryBoundedByDevice(t *testing.T) {
 			}
 		})
 	}
+	// The live heap is known only at a GC. A run with few GCs (the small
+	// fleet) is sampled at few moments and reads below its true peak, so
+	// collect often here: the reading then follows the real peak whatever
+	// the run's length. (Not in BenchmarkRun, whose rows/s it would slow.)
+	defer debug.SetGCPercent(debug.SetGCPercent(10))
 	small, large := peak(20), peak(200)
 	t.Logf("peak live heap: %.1f MB for 200k rows, %.1f MB for 2M rows", float64(small)/(1<<20), float64(large)/(1<<20))
-	if float64(large) > 1.5*float64(small)+8<<20 {
+	// The reading jumps between two levels ~15 MB apart from run to run
+	// (when the writer's and reader's buffers happen to be live at one GC),
+	// whatever the fleet size; keeping the other devices' rows would add
+	// ≥ 60 MB (2M rows × time, sensors, labels) on top of that.
+	if float64(large) > 1.5*float64(small)+16<<20 {
 		t.Fatalf("peak heap grew from %d to %d bytes with ten times the devices", small, large)
 	}
 }
