@@ -31,14 +31,11 @@ func TestMain(m *testing.M) {
 // Conditions: [pg] a test PostgreSQL is available (its DSN is $PGDSN),
 // [cmapss] the NASA C-MAPSS files are available ($CMAPSS), [python] Debian's
 // python3 with torch and onnx, [node] the interop npm packages ($INTEROP).
-// Under `make test` a script whose condition is missing fails instead of
-// skipping.
+// In CI (MODAX_TEST_STRICT=1) a script whose condition is missing fails
+// instead of skipping.
 func TestScript(t *testing.T) {
 	root := testutil.RepoRoot(t)
-	cmapss := os.Getenv("MODAX_CMAPSS_DIR")
-	if cmapss == "" {
-		cmapss = filepath.Join(root, "..", "shared", "datasets", "cmapss")
-	}
+	cmapss := testutil.CMAPSSPath()
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
@@ -90,8 +87,7 @@ func TestScript(t *testing.T) {
 			case "pg":
 				ok = os.Getenv("MODAX_TEST_PG_DSN") != ""
 			case "cmapss":
-				_, err := os.Stat(filepath.Join(cmapss, "train_FD001.txt"))
-				ok = err == nil
+				ok = testutil.HaveCMAPSS()
 			case "python":
 				_, err := os.Stat("/usr/bin/python3")
 				ok = err == nil
@@ -102,7 +98,7 @@ func TestScript(t *testing.T) {
 				return false, nil
 			}
 			if !ok && testutil.Strict() {
-				t.Errorf("script condition [%s] is not met under make test", cond)
+				t.Errorf("script condition [%s] is not met (MODAX_TEST_STRICT=1)", cond)
 			}
 			return ok, nil
 		},

@@ -202,14 +202,23 @@ func timescale(ctx context.Context, tx pgx.Tx, mode string, log *slog.Logger) (s
 	if mode == TimescaleOff {
 		return "", nil
 	}
-	var installed *string
+	var installed, preload *string
 	var available bool
+	// pg_settings hides shared_preload_libraries from roles that may not read
+	// it (preload stays NULL: unknown).
 	err := tx.QueryRow(ctx, `SELECT (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'),
-  EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')`).Scan(&installed, &available)
+  EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'),
+  (SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries')`).Scan(&installed, &available, &preload)
 	if err != nil {
 		return "", fmt.Errorf("migrate: look for TimescaleDB: %w", err)
 	}
+	notPreloaded := preload != nil && !preloads(*preload, "timescaledb")
 	if installed != nil {
+		if notPreloaded {
+			// Any use of the extension would make the server end the session
+			// (FATAL: extension "timescaledb" must be preloaded).
+			return "", fmt.Errorf("migrate: the database has the timescaledb extension %s, but the server does not preload it: add timescaledb to shared_preload_libraries in postgresql.conf and restart the server", *installed)
+		}
 		return *installed, nil
 	}
 	if !available {
@@ -219,7 +228,15 @@ func timescale(ctx context.Context, tx pgx.Tx, mode string, log *slog.Logger) (s
 		log.Info("TimescaleDB is not available: creating plain tables")
 		return "", nil
 	}
-	// CREATE EXTENSION fails without shared_preload_libraries or privileges:
+	if notPreloaded {
+		// CREATE EXTENSION would not fail but end the session (FATAL).
+		if mode == TimescaleOn {
+			return "", errors.New("migrate: --timescaledb on, but the server does not preload TimescaleDB: add timescaledb to shared_preload_libraries in postgresql.conf and restart the server")
+		}
+		log.Warn("TimescaleDB is installed but the server does not preload it (shared_preload_libraries): creating plain tables")
+		return "", nil
+	}
+	// CREATE EXTENSION fails without privileges:
 	// in auto mode fall back to plain tables (a savepoint keeps the
 	// transaction usable).
 	sp, err := tx.Begin(ctx)
@@ -243,6 +260,19 @@ func timescale(ctx context.Context, tx pgx.Tx, mode string, log *slog.Logger) (s
 	}
 	log.Info("TimescaleDB enabled", "version", version)
 	return version, nil
+}
+
+// preloads reports whether a shared_preload_libraries value lists lib (as a
+// name or a path such as $libdir/timescaledb).
+func preloads(setting, lib string) bool {
+	for _, item := range strings.Split(setting, ",") {
+		item = strings.Trim(strings.TrimSpace(item), `"`)
+		item = item[strings.LastIndexByte(item, '/')+1:]
+		if strings.TrimSuffix(item, ".so") == lib {
+			return true
+		}
+	}
+	return false
 }
 
 // tableColumns returns the columns of table t with their types, or nil when

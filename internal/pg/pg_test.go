@@ -24,10 +24,10 @@ import (
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func testPool(t *testing.T) (Config, *pgxpool.Pool) {
+func testPool(t *testing.T, dsn string) (Config, *pgxpool.Pool) {
 	t.Helper()
 	c := DefaultConfig()
-	c.DSN = testutil.NewDatabase(t)
+	c.DSN = dsn
 	pool, err := Connect(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
@@ -37,13 +37,25 @@ func testPool(t *testing.T) (Config, *pgxpool.Pool) {
 }
 
 func TestMigrate(t *testing.T) {
+	testutil.EachDatabase(t, testMigrate)
+}
+
+func testMigrate(t *testing.T, db testutil.Database) {
 	ctx := context.Background()
-	c, pool := testPool(t)
+	c, pool := testPool(t, db.DSN)
 	res, err := Migrate(ctx, pool, c, TimescaleAuto, quietLog)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Tables) != 3 || len(res.Hypertables) != 0 || res.TimescaleDB != "" || len(res.AddedColumns) != 0 {
+	if db.TimescaleDB {
+		if len(res.Tables) != 3 || res.TimescaleDB == "" || fmt.Sprint(res.Hypertables) != fmt.Sprint([]string{c.SensorTable, c.PredictionTable}) {
+			t.Fatalf("result %+v, want hypertables on TimescaleDB", res)
+		}
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name IN ('sensor_data', 'rul_predictions')`).Scan(&n); err != nil || n != 2 {
+			t.Fatalf("%d hypertables (%v), want 2", n, err)
+		}
+	} else if len(res.Tables) != 3 || len(res.Hypertables) != 0 || res.TimescaleDB != "" || len(res.AddedColumns) != 0 {
 		t.Fatalf("result %+v (this server has no TimescaleDB)", res)
 	}
 	cols, err := TableColumns(ctx, pool, c.SensorTable)
@@ -78,7 +90,12 @@ func TestMigrate(t *testing.T) {
 	if _, err := Migrate(ctx, pool, c, TimescaleOff, quietLog); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Migrate(ctx, pool, c, TimescaleOn, quietLog); err == nil || !strings.Contains(err.Error(), "no timescaledb extension") {
+	if db.TimescaleDB {
+		if res, err := Migrate(ctx, pool, c, TimescaleOn, quietLog); err != nil || len(res.Hypertables) != 2 {
+			t.Fatalf("timescaledb on, again: %+v %v", res, err)
+		}
+	} else if _, err := Migrate(ctx, pool, c, TimescaleOn, quietLog); err == nil ||
+		!strings.Contains(err.Error(), "no timescaledb extension") && !strings.Contains(err.Error(), "does not preload TimescaleDB") {
 		t.Fatalf("timescaledb on without the extension: %v", err)
 	}
 	// Quoted identifiers: odd table and column names work and inject nothing.
@@ -135,9 +152,58 @@ func writeReadings(t *testing.T, dir string, sensors []string, frames ...*datase
 	return loc
 }
 
-func TestLoad(t *testing.T) {
+// TestMigrateNotPreloaded: a server with TimescaleDB's files but without
+// shared_preload_libraries=timescaledb (CREATE EXTENSION would end the
+// session): auto falls back to plain tables with a warning, on is refused
+// saying how to enable it, and the connection stays usable.
+func TestMigrateNotPreloaded(t *testing.T) {
 	ctx := context.Background()
-	c, pool := testPool(t)
+	c, pool := testPool(t, testutil.NewDatabase(t))
+	var available bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')`).Scan(&available); err != nil {
+		t.Fatal(err)
+	}
+	testutil.RequireHint(t, available, "TimescaleDB's extension files on the plain test server",
+		"`make test` builds them from ../shared/vendor/timescaledb when that is beside the repository")
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	if _, err := Migrate(ctx, pool, c, TimescaleOn, log); err == nil || !strings.Contains(err.Error(), "does not preload TimescaleDB: add timescaledb to shared_preload_libraries") {
+		t.Fatalf("timescaledb on, not preloaded: %v", err)
+	}
+	res, err := Migrate(ctx, pool, c, TimescaleAuto, log)
+	if err != nil {
+		t.Fatalf("timescaledb auto, not preloaded: %v", err)
+	}
+	if len(res.Tables) != 3 || len(res.Hypertables) != 0 || res.TimescaleDB != "" {
+		t.Fatalf("result %+v, want plain tables", res)
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "does not preload it (shared_preload_libraries): creating plain tables") {
+		t.Fatalf("no warning in %q", logs.String())
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM sensor_data`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("table after fallback: %d %v", n, err)
+	}
+}
+
+func TestPreloads(t *testing.T) {
+	for setting, want := range map[string]bool{
+		"": false, "timescaledb": true, "pg_stat_statements, timescaledb": true, `"$libdir/timescaledb"`: true,
+		"timescaledb.so": true, "timescaledb_toolkit": false, "pg_stat_statements": false,
+	} {
+		if got := preloads(setting, "timescaledb"); got != want {
+			t.Errorf("preloads(%q) = %v", setting, got)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	testutil.EachDatabase(t, testLoad)
+}
+
+func testLoad(t *testing.T, db testutil.Database) {
+	ctx := context.Background()
+	c, pool := testPool(t, db.DSN)
 	dir := t.TempDir()
 	f := dataset.NewFrame("acme", "d1", 2, false)
 	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
