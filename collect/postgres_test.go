@@ -28,11 +28,11 @@ type fleetDB struct {
 	failures []dataset.Failure
 }
 
-func newFleetDB(t *testing.T) *fleetDB {
+func newFleetDB(t *testing.T, dsn string) *fleetDB {
 	t.Helper()
 	ctx := context.Background()
 	cfg := pg.DefaultConfig()
-	cfg.DSN = testutil.NewDatabase(t)
+	cfg.DSN = dsn
 	pool, err := pg.Connect(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -89,9 +89,21 @@ func (db *fleetDB) options(t *testing.T) Options {
 	return opts
 }
 
+// TestPostgresCollect runs on plain PostgreSQL and on TimescaleDB, where db
+// migrate made sensor_data a hypertable and the 20 days span several chunks.
 func TestPostgresCollect(t *testing.T) {
-	db := newFleetDB(t)
+	testutil.EachDatabase(t, testPostgresCollect)
+}
+
+func testPostgresCollect(t *testing.T, tdb testutil.Database) {
+	db := newFleetDB(t, tdb.DSN)
 	ctx := context.Background()
+	if tdb.TimescaleDB {
+		var chunks int
+		if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM show_chunks('sensor_data')`).Scan(&chunks); err != nil || chunks < 3 {
+			t.Fatalf("sensor_data has %d chunks (%v), want several", chunks, err)
+		}
+	}
 	for _, method := range []string{MethodQuery, MethodCopy} {
 		t.Run(method, func(t *testing.T) {
 			opts := db.options(t)
@@ -237,7 +249,7 @@ func deviceIDs(n int) []string {
 // Ctrl-C during the query: the query is cancelled on the server, the error
 // maps to exit code 130 and no file is left behind.
 func TestPostgresCancel(t *testing.T) {
-	db := newFleetDB(t)
+	db := newFleetDB(t, testutil.NewDatabase(t))
 	ctx := context.Background()
 	if _, err := db.pool.Exec(ctx, `INSERT INTO sensor_data (tenant_id, device_id, "timestamp", current_mean)
 SELECT 'big', 'd' || (i % 10), timestamptz '2024-01-01' + i * interval '1 minute', i FROM generate_series(1, 300000) i`); err != nil {
@@ -276,7 +288,7 @@ SELECT 'big', 'd' || (i % 10), timestamptz '2024-01-01' + i * interval '1 minute
 }
 
 func TestPostgresBadConfig(t *testing.T) {
-	db := newFleetDB(t)
+	db := newFleetDB(t, testutil.NewDatabase(t))
 	for _, tc := range []struct {
 		mod  func(*Options)
 		want string

@@ -89,7 +89,13 @@ type fleet struct {
 
 func newFleet(t *testing.T) *fleet {
 	t.Helper()
-	dsn := testutil.NewDatabase(t)
+	return newFleetOn(t, testutil.Database{DSN: testutil.NewDatabase(t)})
+}
+
+// newFleetOn is newFleet in tdb: on TimescaleDB db migrate makes hypertables.
+func newFleetOn(t *testing.T, tdb testutil.Database) *fleet {
+	t.Helper()
+	dsn := tdb.DSN
 	ctx := context.Background()
 	cfg := pg.DefaultConfig()
 	cfg.DSN = dsn
@@ -98,7 +104,11 @@ func newFleet(t *testing.T) *fleet {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	if _, err := pg.Migrate(ctx, db, cfg, pg.TimescaleOff, slog.New(slog.DiscardHandler)); err != nil {
+	mode := pg.TimescaleOff
+	if tdb.TimescaleDB {
+		mode = pg.TimescaleOn
+	}
+	if _, err := pg.Migrate(ctx, db, cfg, mode, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	f := &fleet{db: db, cfg: cfg, now: time.Date(2025, 3, 10, 0, 0, 0, 0, time.UTC), dir: t.TempDir(), sensors: cfg.Sensors}
@@ -247,8 +257,14 @@ func (f *fleet) env() *runenv.Env {
 	return e
 }
 
+// TestMonitorGoodModel runs on plain PostgreSQL and on TimescaleDB
+// (rul_predictions and sensor_data hypertables).
 func TestMonitorGoodModel(t *testing.T) {
-	f := newFleet(t)
+	testutil.EachDatabase(t, testMonitorGoodModel)
+}
+
+func testMonitorGoodModel(t *testing.T, tdb testutil.Database) {
+	f := newFleetOn(t, tdb)
 	f.plant(t, "v1", 0, 0)
 	rep, err := Run(context.Background(), f.env(), f.opts())
 	if err != nil {
