@@ -23,7 +23,7 @@ TESTENV  := scripts/testenv.sh
 PKGS     := ./...
 TESTFLAGS ?= -count=1 -timeout 25m
 
-.PHONY: all build run test race e2e lint vet fmt bench bench-predict bench-train fuzz cover cmapss clean
+.PHONY: all build cross run test race e2e lint vet fmt bench bench-predict bench-train fuzz cover cmapss clean
 
 all: build
 
@@ -34,8 +34,16 @@ build:
 run: build
 	./$(BIN) pipeline run
 
+## cross: the binary builds (pure Go) for every platform we ship
+CROSS ?= linux/amd64 linux/arm64 darwin/arm64 windows/amd64
+cross:
+	@for t in $(CROSS); do \
+	  echo "cross: $$t"; \
+	  GOOS=$${t%/*} GOARCH=$${t#*/} CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/modax-ml || exit 1; \
+	done
+
 ## test: the whole suite against real PostgreSQL, PyTorch, ONNX Runtime (installed when missing)
-test:
+test: cross
 	$(TESTENV) $(GO) test $(TAGS) $(TESTFLAGS) $(PKGS)
 
 race:

@@ -1,5 +1,6 @@
-// Package lock is an advisory file lock (flock(2)) that dies with its
-// process: the kernel releases it when the holder exits, however it exits, so
+// Package lock is an advisory file lock (flock(2) on Unix, LockFileEx on
+// Windows, through github.com/gofrs/flock) that dies with its process: the
+// kernel releases it when the holder exits, however it exits, so
 // a crashed run never leaves a stale lock behind. The lock file itself is
 // never removed (removing it would let two processes lock two different
 // inodes under one name); it holds a line saying who holds the lock, for the
@@ -13,8 +14,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/gofrs/flock"
 )
 
 // ErrHeld is returned (wrapped in a *HeldError) when the lock is taken by
@@ -40,7 +42,7 @@ func (e *HeldError) Unwrap() error { return ErrHeld }
 
 // Lock is a held lock. Release it with Unlock.
 type Lock struct {
-	f    *os.File
+	fl   *flock.Flock
 	path string
 }
 
@@ -62,47 +64,55 @@ func Acquire(ctx context.Context, path string, opts Options) (*Lock, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	how := syscall.LOCK_EX
+	fl := flock.New(path, flock.SetFlag(os.O_CREATE|os.O_RDWR), flock.SetPermissions(0o644))
+	try := fl.TryLock
 	if opts.Shared {
-		how = syscall.LOCK_SH
+		try = fl.TryRLock
 	}
 	deadline := time.Now().Add(opts.Wait)
 	for {
-		err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
+		ok, err := try()
+		if err != nil {
 			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if ok {
+			break
 		}
 		if !time.Now().Before(deadline) {
 			holder, _ := os.ReadFile(path)
-			f.Close()
 			return nil, &HeldError{Path: path, Holder: strings.TrimSpace(string(holder))}
 		}
 		select {
 		case <-ctx.Done():
-			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
 		case <-time.After(25 * time.Millisecond):
 		}
 	}
 	if !opts.Shared {
-		host, _ := os.Hostname()
-		line := fmt.Sprintf("pid %d on %s since %s", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))
-		if opts.What != "" {
-			line += ": " + opts.What
-		}
-		if err := f.Truncate(0); err == nil {
-			_, _ = f.WriteAt([]byte(line+"\n"), 0)
-		}
+		writeHolder(path, opts.What)
 	}
-	return &Lock{f: f, path: path}, nil
+	return &Lock{fl: fl, path: path}, nil
+}
+
+// writeHolder replaces the lock file's line with this process's. It is best
+// effort: the line only makes a HeldError's message; on Windows the region
+// lock keeps other handles out, so the line stays as it was. It writes
+// through a second handle, which leaves a flock(2) lock alone (that lock
+// belongs to the open file of the first handle).
+func writeHolder(path, what string) {
+	host, _ := os.Hostname()
+	line := fmt.Sprintf("pid %d on %s since %s", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))
+	if what != "" {
+		line += ": " + what
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(line+"\n"), 0)
+	}
+	_ = f.Close()
 }
 
 // Path returns the lock file.
@@ -110,14 +120,11 @@ func (l *Lock) Path() string { return l.path }
 
 // Unlock releases the lock. It is safe to call more than once.
 func (l *Lock) Unlock() error {
-	if l == nil || l.f == nil {
+	if l == nil || l.fl == nil {
 		return nil
 	}
-	err := syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
-	if cerr := l.f.Close(); err == nil {
-		err = cerr
-	}
-	l.f = nil
+	err := l.fl.Close()
+	l.fl = nil
 	if err != nil {
 		return fmt.Errorf("unlock %s: %w", l.path, err)
 	}
