@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"syscall"
 
@@ -58,6 +59,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	usageArgs(root)
+	groupCommands(root)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitcode.OK
@@ -92,6 +94,56 @@ func usageArgs(c *cobra.Command) {
 	}
 }
 
+// groupCommands makes a mistyped subcommand under a group command (`runs lst`)
+// a usage error with a suggestion; cobra would print the group's help and
+// exit 0, so a cron line with a typo would "succeed" every night. A group
+// run alone still prints its help.
+func groupCommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		groupCommands(sub)
+	}
+	if !c.HasParent() || !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		var names []string
+		for _, sub := range cmd.Commands() {
+			if sub.IsAvailableCommand() {
+				names = append(names, sub.Name())
+				names = append(names, sub.Aliases...)
+			}
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := config.Closest(args[0], names); s != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		return fmt.Errorf("%w: %s; see %q", exitcode.ErrUsage, msg, cmd.CommandPath()+" --help")
+	}
+	c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+}
+
+// suggestFlag names the closest flag of cmd when err is pflag's "unknown
+// flag: --name", formatted as the tail of the message, or "".
+func suggestFlag(cmd *cobra.Command, err error) string {
+	name, ok := strings.CutPrefix(err.Error(), "unknown flag: --")
+	if !ok {
+		return ""
+	}
+	var names []string
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if !f.Hidden {
+			names = append(names, f.Name)
+		}
+	})
+	if s := config.Closest(name, names); s != "" {
+		return fmt.Sprintf(" (did you mean --%s?)", s)
+	}
+	return ""
+}
+
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
@@ -115,8 +167,8 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 		},
 	}
 	root.SetVersionTemplate("modax-ml {{.Version}}\n")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return fmt.Errorf("%w: %w%s", exitcode.ErrUsage, err, suggestFlag(cmd, err))
 	})
 	pf := root.PersistentFlags()
 	pf.String("config", "", "YAML config file")
@@ -262,7 +314,7 @@ func checkKeys(v *viper.Viper) error {
 			}
 		}
 		if !ok {
-			return fmt.Errorf("%w: config: unknown key %q", exitcode.ErrUsage, k)
+			return fmt.Errorf("%w: config: unknown key %q%s", exitcode.ErrUsage, k, config.SuggestKey(k))
 		}
 	}
 	return nil
@@ -304,6 +356,10 @@ func (a *app) env() *runenv.Env {
 // emit prints a command's result: JSON with --output json, else text.
 func (a *app) emit(v any, text func(w io.Writer) error) error {
 	if a.cfg.Output == "json" {
+		// An empty list is [] for a script, never null.
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.IsNil() {
+			v = reflect.MakeSlice(rv.Type(), 0, 0).Interface()
+		}
 		enc := json.NewEncoder(a.out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)

@@ -28,7 +28,7 @@ func Set(c Config, assignments ...string) (Config, error) {
 			return c, fmt.Errorf("--set %q: want key=value", a)
 		}
 		if !isKnown(known, key) {
-			return c, fmt.Errorf("--set %q: unknown key %q", a, key)
+			return c, fmt.Errorf("--set %q: unknown key %q%s", a, key, SuggestKey(key))
 		}
 		var typed any
 		if err := yaml.Unmarshal([]byte(raw), &typed); err != nil {
