@@ -11,8 +11,9 @@ import (
 
 // BenchmarkNative measures the native forward pass on the design's
 // architecture (LSTM 2×128, FC 64) with 14 features and windows of 30 steps
-// (the C-MAPSS setup): batch 256 on every core (throughput; windows/s is
-// reported) and a single window on one goroutine (latency).
+// (the C-MAPSS setup): batches of 1 to 1024 windows on one goroutine (next to
+// ONNX Runtime's one thread in scripts/bench-predict.sh) and batch 256 on
+// every core; windows/s is reported.
 //
 //	go test -run '^$' -bench Native -benchtime 3x ./internal/infer
 func BenchmarkNative(b *testing.B) {
@@ -25,7 +26,7 @@ func BenchmarkNative(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, tc := range []struct {
 		batch, workers int
-	}{{1, 1}, {256, 1}, {256, runtime.GOMAXPROCS(0)}} {
+	}{{1, 1}, {4, 1}, {16, 1}, {64, 1}, {256, 1}, {1024, 1}, {256, runtime.GOMAXPROCS(0)}} {
 		b.Run(fmt.Sprintf("batch=%d/workers=%d", tc.batch, tc.workers), func(b *testing.B) {
 			fwd, closer := NewNative(p, tc.workers)
 			defer closer()
