@@ -461,18 +461,33 @@ func (r *run) scale(d *device, sc *scratch) {
 	d.x = make([]float32, n*nf)
 	lo := int(d.ends[0]) - r.s.Window + 1
 	hi := int(d.ends[len(d.ends)-1]) + 1
-	off, scl := r.scaler.Offset, r.scaler.Scale
-	c := r.scaler.Conditions
+	sc.cond = scaleRows(&r.scaler, d.cols, nf, r.condIdx, sc.cond, lo, hi, d.x[lo*nf:hi*nf])
+}
+
+// scaleRows writes the scaled features of rows [lo, hi) of cols (features
+// first, then the condition columns at condIdx) into dst, row-major
+// ((hi−lo) × nf float32): (x − offset)/scale with the global parameters, or
+// with those of each row's nearest operating condition. cond is scratch for
+// a row's condition values (returned for reuse). It is the one scaling of the
+// windows file and of `score`.
+func scaleRows(s *dataset.Scaler, cols [][]float64, nf int, condIdx []int, cond []float64, lo, hi int, dst []float32) []float64 {
+	off, scl := s.Offset, s.Scale
+	c := s.Conditions
 	for i := lo; i < hi; i++ {
 		if c != nil {
-			k := r.nearest(r.condValues(d, sc, i))
+			cond = cond[:0]
+			for _, k := range condIdx {
+				cond = append(cond, cols[k][i])
+			}
+			k := c.Condition(cond)
 			off, scl = c.Offset[k], c.Scale[k]
 		}
-		row := d.x[i*nf : (i+1)*nf]
+		row := dst[(i-lo)*nf : (i-lo+1)*nf]
 		for j := range row {
-			row[j] = float32((d.cols[j][i] - off[j]) / scl[j])
+			row[j] = float32((cols[j][i] - off[j]) / scl[j])
 		}
 	}
+	return cond
 }
 
 // chunk is a run of windows of one device handed to the writer, with their
