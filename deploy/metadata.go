@@ -2,8 +2,11 @@ package deploy
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -145,4 +148,37 @@ func readMetadata(path string) (*Metadata, error) {
 		return nil, fmt.Errorf("%s is not a model_metadata.json (schema %q, want %q)", path, m.Schema, MetadataSchema)
 	}
 	return &m, nil
+}
+
+// Served is the deployed model as a consumer of the model directory finds it:
+// the version models/rul_predictor.onnx points at, resolved once, so that its
+// files and metadata come from one version even while a deploy switches.
+type Served struct {
+	// Dir is the version's directory (models/versions/<version>).
+	Dir        string
+	Metadata   *Metadata
+	ONNX       string // Dir/model.onnx
+	Checkpoint string // Dir/model.safetensors
+}
+
+// ReadServed resolves the served model of a model directory. The error says
+// so when nothing is deployed there.
+func ReadServed(modelsDir string) (*Served, error) {
+	link := filepath.Join(modelsDir, servedONNX)
+	resolved, err := filepath.EvalSymlinks(link)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no deployed model: %s does not exist (deploy one, or name a model with --model)", link)
+	}
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(resolved)
+	md, err := readMetadata(filepath.Join(dir, fileMetadata))
+	if err != nil {
+		return nil, fmt.Errorf("served model %s: %w", link, err)
+	}
+	if md.Checkpoint.File != fileCheckpoint {
+		return nil, fmt.Errorf("served model %s: model_metadata.json names checkpoint %q, want %s", link, md.Checkpoint.File, fileCheckpoint)
+	}
+	return &Served{Dir: dir, Metadata: md, ONNX: resolved, Checkpoint: filepath.Join(dir, fileCheckpoint)}, nil
 }

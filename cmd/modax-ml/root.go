@@ -188,7 +188,7 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 	}{
 		{"stages", "Pipeline stages (each reads and writes files; run them in this order):", []*cobra.Command{
 			newCollectCmd(a), newValidateCmd(a), newLabelCmd(a), newFeaturesCmd(a), newTrainCmd(a),
-			newPredictCmd(a), newEvaluateCmd(a), newExportCmd(a), newDeployCmd(a),
+			newPredictCmd(a), newEvaluateCmd(a), newExportCmd(a), newDeployCmd(a), newScoreCmd(a),
 		}},
 		{"ops", "Pipeline, monitoring and tracking:", []*cobra.Command{
 			newPipelineCmd(a), newMonitorCmd(a), newRunsCmd(a), newTrackingCmd(a), newCacheCmd(a),

@@ -19,6 +19,7 @@ import (
 	"github.com/modax/modax-ml/label"
 	"github.com/modax/modax-ml/monitor"
 	"github.com/modax/modax-ml/predict"
+	"github.com/modax/modax-ml/score"
 	"github.com/modax/modax-ml/train"
 	"github.com/modax/modax-ml/validate"
 )
@@ -47,6 +48,7 @@ type Config struct {
 	Deploy   deploy.Options   `yaml:"deploy"`
 	Pipeline Pipeline         `yaml:"pipeline"`
 	Monitor  monitor.Options  `yaml:"monitor"`
+	Score    score.Options    `yaml:"score"`
 }
 
 // Pipeline configures `pipeline run` (the stages have their own sections).
@@ -88,6 +90,7 @@ func Default() Config {
 		Features: features.DefaultOptions(),
 		Pipeline: Pipeline{Cache: true, CacheDir: ".modax/cache"},
 		Monitor:  monitor.DefaultOptions(),
+		Score:    score.DefaultOptions(),
 	}
 }
 

@@ -28,6 +28,7 @@ const (
 	KindWindows     = "modax.windows/v1"
 	KindStats       = "modax.stats/v1"
 	KindPredictions = "modax.predictions/v1"
+	KindScores      = "modax.scores/v1"
 )
 
 // Metadata keys every file carries, and the ones a next stage needs.

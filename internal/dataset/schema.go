@@ -163,6 +163,8 @@ func requiredColumns(kind string, meta Meta, sch *arrow.Schema) ([]Column, error
 		return append(cols, Column{ColX, arrow.FixedSizeListOfNonNullable(0, arrow.PrimitiveTypes.Float32), false}), nil
 	case KindPredictions:
 		return predictionCols, nil
+	case KindScores:
+		return scoreCols, nil
 	case KindStats:
 		return []Column{
 			{ColTenant, arrow.BinaryTypes.String, false},

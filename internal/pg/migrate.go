@@ -156,12 +156,23 @@ func Migrate(ctx context.Context, db interface {
   device_id TEXT COLLATE "C" NOT NULL,
   "timestamp" TIMESTAMPTZ NOT NULL,
   rul_hours DOUBLE PRECISION NOT NULL,
+  rul_lower DOUBLE PRECISION,
+  rul_upper DOUBLE PRECISION,
+  interval_level DOUBLE PRECISION,
   health_status TEXT NOT NULL,
   model_version TEXT NOT NULL,
   created_at TIMESTAMPTZ NOT NULL DEFAULT now()
 )`, predT.Sanitize()),
 		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (tenant_id, device_id, "timestamp")`,
 			Quote(indexName(predT, "tenant_device_time_idx")), predT.Sanitize()),
+	}
+	// The interval of a score (score --to-db; NULL for a bare prediction).
+	for _, col := range []string{"rul_lower", "rul_upper", "interval_level"} {
+		stmts = append(stmts, fmt.Sprintf(`ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s DOUBLE PRECISION`, predT.Sanitize(), Quote(col)))
+	}
+	// The prediction interval of `score` (tables created before it).
+	for _, col := range []string{"rul_lower", "rul_upper", "interval_level"} {
+		stmts = append(stmts, fmt.Sprintf(`ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s DOUBLE PRECISION`, predT.Sanitize(), col))
 	}
 	for _, s := range c.Sensors {
 		stmts = append(stmts, fmt.Sprintf(`ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s DOUBLE PRECISION`, sensorT.Sanitize(), Quote(s)))
