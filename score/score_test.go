@@ -235,7 +235,9 @@ func TestReasons(t *testing.T) {
 	if _, err := os.Stat(o3.Out); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s written although nothing was scored", o3.Out)
 	}
-	o3.MaxAge.Set("24h") //nolint:errcheck // a valid duration
+	if err := o3.MaxAge.Set("24h"); err != nil {
+		t.Fatal(err)
+	}
 	if res, err := Run(ctx, env(late), o3); err != nil || len(res.Scored) != 4 {
 		t.Errorf("--max-age 24h: %v, %+v", err, res)
 	}
