@@ -12,10 +12,9 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/modax/modax-ml/internal/dataset"
+	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/lock"
 )
 
@@ -214,7 +213,7 @@ func (s *store) link(name, target string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("models dir: switch %s: %w", name, err)
 	}
-	return syncDir(s.dir)
+	return atomicfile.SyncDir(s.dir)
 }
 
 // switchTo makes v the served version.
@@ -258,7 +257,7 @@ func (s *store) publish(v string, files map[string][]byte) error {
 		}
 		step("staging")
 	}
-	if err := syncDir(stage); err != nil {
+	if err := atomicfile.SyncDir(stage); err != nil {
 		return fmt.Errorf("publish %s: %w", v, err)
 	}
 	step("staged")
@@ -266,7 +265,7 @@ func (s *store) publish(v string, files map[string][]byte) error {
 		return fmt.Errorf("publish %s: %w", v, err)
 	}
 	ok = true
-	if err := syncDir(s.path(versionsDir)); err != nil {
+	if err := atomicfile.SyncDir(s.path(versionsDir)); err != nil {
 		return fmt.Errorf("publish %s: %w", v, err)
 	}
 	step("published")
@@ -293,18 +292,6 @@ func writeFileSync(path string, data []byte) error {
 		return err
 	}
 	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // prune removes versions beyond the keep most recently served ones, never
@@ -341,7 +328,7 @@ func (s *store) prune(keep int, h *History, cur string) ([]string, error) {
 		pruned = append(pruned, v)
 	}
 	if len(pruned) > 0 {
-		if err := syncDir(s.path(versionsDir)); err != nil {
+		if err := atomicfile.SyncDir(s.path(versionsDir)); err != nil {
 			return pruned, err
 		}
 	}
@@ -429,7 +416,7 @@ func (s *store) writeHistory(h *History) error {
 			return fmt.Errorf("models dir: write %s: %w", s.path(historyFile), err)
 		}
 	}
-	if err := dataset.WriteFileAtomic(s.path(historyFile), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(s.path(historyFile), append(b, '\n')); err != nil {
 		return fmt.Errorf("models dir: %w", err)
 	}
 	return nil

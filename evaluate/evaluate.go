@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/infer"
@@ -236,7 +237,7 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := dataset.WriteFileAtomic(opts.Metrics, b); err != nil {
+	if err := atomicfile.WriteFile(opts.Metrics, b); err != nil {
 		return nil, fmt.Errorf("evaluate: %w", err)
 	}
 	res.Metrics = opts.Metrics
@@ -258,13 +259,13 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("evaluate: %w", err)
 	}
 	if opts.Report != "" {
-		if err := dataset.WriteFileAtomic(opts.Report, md); err != nil {
+		if err := atomicfile.WriteFile(opts.Report, md); err != nil {
 			return nil, fmt.Errorf("evaluate: %w", err)
 		}
 		res.Report = opts.Report
 	}
 	if opts.HTML != "" {
-		if err := dataset.WriteFileAtomic(opts.HTML, html); err != nil {
+		if err := atomicfile.WriteFile(opts.HTML, html); err != nil {
 			return nil, fmt.Errorf("evaluate: %w", err)
 		}
 		res.HTML = opts.HTML
@@ -432,7 +433,7 @@ func writePlots(dir string, plots []*Plot) ([]string, error) {
 	written := map[string]bool{}
 	for _, p := range plots {
 		path := filepath.Join(dir, p.Name)
-		if err := dataset.WriteFileAtomic(path, p.PNG); err != nil {
+		if err := atomicfile.WriteFile(path, p.PNG); err != nil {
 			return nil, err
 		}
 		paths = append(paths, path)

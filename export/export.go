@@ -15,6 +15,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/metricsfile"
@@ -198,7 +199,7 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	// Write under a temporary name, run what was written, then rename; a
 	// failed validation removes the temporary file and leaves any previous
 	// output untouched.
-	f, err := dataset.CreateAtomic(opts.Out)
+	f, err := atomicfile.Create(opts.Out)
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}

@@ -30,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/duration"
 	"github.com/modax/modax-ml/internal/exitcode"
@@ -380,11 +381,11 @@ func finishRecord(ctx context.Context, rec *tracking.Recorder, o Options, rep *R
 		return err
 	}
 	b = append(b, '\n')
-	if err := dataset.WriteFileAtomic(rep.Path, b); err != nil {
+	if err := atomicfile.WriteFile(rep.Path, b); err != nil {
 		return fmt.Errorf("monitor: %w", err)
 	}
 	if o.Out != "" {
-		if err := dataset.WriteFileAtomic(o.Out, b); err != nil {
+		if err := atomicfile.WriteFile(o.Out, b); err != nil {
 			return fmt.Errorf("monitor: %w", err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/cache"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/runenv"
@@ -244,7 +245,7 @@ func (r *runner) markInterrupted(j *job, started time.Time, stageErr error) {
 	}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err == nil {
-		err = dataset.WriteFileAtomic(r.interruptedPath(s.Name), append(b, '\n'))
+		err = atomicfile.WriteFile(r.interruptedPath(s.Name), append(b, '\n'))
 	}
 	if err != nil {
 		r.log.Warn("cannot record the interrupted stage's checkpoint; a resume runs it from scratch", "stage", s.Name, "error", err.Error())

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/cache"
-	"github.com/modax/modax-ml/internal/dataset"
 )
 
 // job is one stage going through the middleware.
@@ -117,7 +117,7 @@ func (r *runner) skipIfFresh(next handler) handler {
 		if err != nil {
 			return err
 		}
-		return dataset.WriteFileAtomic(r.stampPath(j.stage.Name), append(b, '\n'))
+		return atomicfile.WriteFile(r.stampPath(j.stage.Name), append(b, '\n'))
 	}
 }
 

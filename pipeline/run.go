@@ -16,9 +16,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/cache"
 	"github.com/modax/modax-ml/internal/config"
-	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/lock"
 	"github.com/modax/modax-ml/internal/runenv"
@@ -322,7 +322,7 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := dataset.WriteFileAtomic(filepath.Join(r.dir, ConfigFile), y); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(r.dir, ConfigFile), y); err != nil {
 			return nil, fmt.Errorf("pipeline: %w", err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/model"
 )
 
@@ -64,6 +65,8 @@ type sidecar struct {
 	// first validated epoch; ema is the weight average of --ema-decay (nil:
 	// none).
 	m, v, w, best, ema *model.Params
+	// writeSet is the ID of the write set the file was committed in.
+	writeSet string
 }
 
 func prefixed(prefix string, p *model.Params) []*model.Tensor {
@@ -74,7 +77,7 @@ func prefixed(prefix string, p *model.Params) []*model.Tensor {
 	return out
 }
 
-func writeSidecar(path string, arch model.Arch, sc *sidecar) error {
+func writeSidecar(set *atomicfile.Set, path string, arch model.Arch, sc *sidecar) error {
 	st, err := json.Marshal(sc.state)
 	if err != nil {
 		return err
@@ -95,7 +98,7 @@ func writeSidecar(path string, arch model.Arch, sc *sidecar) error {
 	if sc.ema != nil {
 		ts = append(ts, prefixed("ema.", sc.ema)...)
 	}
-	return model.WriteSafetensors(path, ts, map[string]string{metaState: string(st), model.MetaArch: string(ab)})
+	return model.WriteSafetensorsIn(set, path, ts, map[string]string{metaState: string(st), model.MetaArch: string(ab)})
 }
 
 // readSidecar reads the optimizer state of a checkpoint of architecture
@@ -112,7 +115,7 @@ func readSidecar(path string, arch model.Arch) (*sidecar, error) {
 	if err := json.Unmarshal([]byte(meta[model.MetaArch]), &got); err != nil || got != arch {
 		return nil, fmt.Errorf("optimizer state %s: architecture %s does not match the checkpoint's %+v", path, meta[model.MetaArch], arch)
 	}
-	sc := &sidecar{}
+	sc := &sidecar{writeSet: meta[model.MetaWriteSet]}
 	if err := json.Unmarshal([]byte(meta[metaState]), &sc.state); err != nil {
 		return nil, fmt.Errorf("optimizer state %s: %s: %w", path, metaState, err)
 	}

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"slices"
 	"time"
 
+	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/model"
@@ -310,6 +310,9 @@ func resume(env *runenv.Env, o *Options, d *data) (*resumed, error) {
 	case err != nil:
 		return nil, fmt.Errorf("train: resume: %w", err)
 	default:
+		if err := atomicfile.CheckSameSet(o.Resume, in.WriteSet, sidecarPath, sc.writeSet); err != nil {
+			return nil, fmt.Errorf("train: resume: %w", err)
+		}
 		if sc.state.TargetScale != scale {
 			return nil, fmt.Errorf("train: resume: %s was trained with target scale %g, its optimizer state says %g", o.Resume, scale, sc.state.TargetScale)
 		}
@@ -370,12 +373,19 @@ func saveLSTM(env *runenv.Env, o *Options, d *data, l *loop, interrupted bool, f
 	ck := &model.Checkpoint{Params: scaleFC2(final, l.scale), Info: info}
 	sidePath := SidecarPath(o.Out)
 	sc := &sidecar{state: l.st, m: m, v: v, w: l.eng.Params(), best: l.best, ema: l.ema}
-	if err := writeSidecar(sidePath, l.arch, sc); err != nil {
+	// The checkpoint and its optimizer state are one write set: both carry
+	// its ID (resume refuses a mixed pair), and a failure while committing
+	// leaves the previous pair as it was.
+	set := atomicfile.NewSet()
+	defer set.Abort()
+	if err := writeSidecar(set, sidePath, l.arch, sc); err != nil {
 		return nil, fmt.Errorf("train: write optimizer state: %w", err)
 	}
-	if err := model.Save(o.Out, ck); err != nil {
-		_ = os.Remove(sidePath) // no half-written pair
+	if err := model.SaveIn(set, o.Out, ck); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
+	}
+	if err := set.Commit(); err != nil {
+		return nil, fmt.Errorf("train: %w (the previous %s and %s are left as they were)", err, o.Out, sidePath)
 	}
 	res := &Result{
 		Model: o.Out, Optimizer: sidePath, ModelType: ModelLSTM, ModelVersion: version, Engine: o.Engine, BLAS: blasDesc,

@@ -30,6 +30,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
+	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/drift"
 	"github.com/modax/modax-ml/internal/exitcode"
@@ -134,7 +135,7 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("validate: %w", err)
 	}
-	if err := dataset.WriteFileAtomic(out, append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(out, append(b, '\n')); err != nil {
 		return nil, fmt.Errorf("validate: %w", err)
 	}
 	env.Log.Info("validate: done", "report", opts.Out, "status", string(v.rep.Status), "errors", v.rep.Counts.Errors,

@@ -35,6 +35,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/lock"
 )
@@ -205,7 +206,7 @@ func (s *Store) Put(ctx context.Context, e Entry, srcDir string) (*Entry, error)
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
-	if err := dataset.WriteFileAtomic(filepath.Join(tmp, manifestFile), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(tmp, manifestFile), append(b, '\n')); err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
 	final := filepath.Join(s.dir, e.Key)
@@ -221,7 +222,7 @@ func (s *Store) Put(ctx context.Context, e Entry, srcDir string) (*Entry, error)
 			return nil, fmt.Errorf("cache: %w", err)
 		}
 	}
-	syncDir(s.dir)
+	_ = atomicfile.SyncDir(s.dir)
 	return s.read(final)
 }
 
@@ -435,11 +436,4 @@ func linkOrCopy(src, dst string) error {
 		return err
 	}
 	return out.Close()
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
 }

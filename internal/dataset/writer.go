@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -16,6 +14,8 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/modax/modax-ml/internal/atomicfile"
 )
 
 // LocalPath resolves a location string to a local file path. Only local paths
@@ -37,113 +37,10 @@ func LocalPath(loc string) (string, error) {
 	return loc, nil
 }
 
-// AtomicFile is a file written under a temporary name in the destination's
-// directory and renamed over the destination on Commit. Until then the
-// destination is untouched; Abort (or a crash) leaves at most a hidden
-// temporary file, which Abort removes.
-//
-// A destination that exists and is neither a regular file nor a directory —
-// a device such as /dev/null or /dev/stdout, a named pipe, a socket — is
-// written directly: there is nothing to replace atomically, and a rename
-// would replace the device node itself with a regular file.
-type AtomicFile struct {
-	*os.File
-	dest   string
-	done   bool
-	direct bool // writing straight into a device, pipe or socket
-}
-
-// CreateAtomic starts an atomic write of path. Always defer Abort; call Commit
-// when everything was written.
-func CreateAtomic(path string) (*AtomicFile, error) {
-	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
-		f, err := os.OpenFile(path, os.O_WRONLY, 0)
-		if err != nil {
-			return nil, fmt.Errorf("create %s: %w", path, err)
-		}
-		return &AtomicFile{File: f, dest: path, direct: true}, nil
-	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create %s: %w", path, err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", path, err)
-	}
-	return &AtomicFile{File: f, dest: path}, nil
-}
-
-// Commit flushes the file to disk and renames it over the destination.
-func (a *AtomicFile) Commit() error {
-	if a.done {
-		return fmt.Errorf("commit %s: already finished", a.dest)
-	}
-	a.done = true
-	if a.direct {
-		if err := a.Close(); err != nil {
-			return fmt.Errorf("write %s: %w", a.dest, err)
-		}
-		return nil
-	}
-	tmp := a.Name()
-	if err := a.Sync(); err != nil {
-		a.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", a.dest, err)
-	}
-	if err := a.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", a.dest, err)
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", a.dest, err)
-	}
-	if err := os.Rename(tmp, a.dest); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", a.dest, err)
-	}
-	syncDir(filepath.Dir(a.dest))
-	return nil
-}
-
-// Abort removes the temporary file. It is a no-op after Commit.
-func (a *AtomicFile) Abort() {
-	if a.done {
-		return
-	}
-	a.done = true
-	a.Close()
-	if !a.direct {
-		os.Remove(a.Name())
-	}
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-}
-
-// WriteFileAtomic writes data to path atomically.
-func WriteFileAtomic(path string, data []byte) error {
-	f, err := CreateAtomic(path)
-	if err != nil {
-		return err
-	}
-	defer f.Abort()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return f.Commit()
-}
-
 // Writer writes one Parquet file (zstd, one row group per batch) atomically.
 type Writer struct {
 	loc  string
-	file *AtomicFile
+	file *atomicfile.File
 	buf  *bufio.Writer
 	fw   *pqarrow.FileWriter
 	rows int64
@@ -195,7 +92,7 @@ func Create(loc string, schema *arrow.Schema, opts ...WriterOption) (*Writer, er
 		md := meta.arrow()
 		schema = arrow.NewSchema(schema.Fields(), &md)
 	}
-	f, err := CreateAtomic(path)
+	f, err := atomicfile.Create(path)
 	if err != nil {
 		return nil, err
 	}

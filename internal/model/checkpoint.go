@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/dataset"
 )
 
@@ -26,6 +27,10 @@ const (
 	MetaInputs       = "modax.inputs"
 	MetaToolVersion  = "modax.tool_version"
 	MetaSeed         = "modax.seed"
+	// MetaWriteSet is the ID of the write set the file was committed in
+	// (internal/atomicfile): a checkpoint and its optimizer state carry the
+	// same one.
+	MetaWriteSet = "modax.write_set"
 )
 
 // Epoch is one row of the training history.
@@ -58,6 +63,9 @@ type Info struct {
 	Train   json.RawMessage `json:"train,omitempty"`
 	History []Epoch         `json:"history,omitempty"`
 	Inputs  []dataset.Input `json:"inputs,omitempty"`
+	// WriteSet is the ID of the write set the checkpoint was saved in (""
+	// for a checkpoint saved alone).
+	WriteSet string `json:"write_set,omitempty"`
 }
 
 // Checkpoint is a model's parameters with its Info.
@@ -119,6 +127,19 @@ func Save(path string, ck *Checkpoint) error {
 	return WriteSafetensors(path, ck.Params.Tensors, meta)
 }
 
+// SaveIn writes the checkpoint as a file of the write set set (it is in place
+// once the set is committed) and records the set's ID.
+func SaveIn(set *atomicfile.Set, path string, ck *Checkpoint) error {
+	if ck.Params.Arch != ck.Info.Arch {
+		return fmt.Errorf("save %s: params architecture %+v differs from info %+v", path, ck.Params.Arch, ck.Info.Arch)
+	}
+	meta, err := ck.meta()
+	if err != nil {
+		return err
+	}
+	return WriteSafetensorsIn(set, path, ck.Params.Tensors, meta)
+}
+
 // Load reads a checkpoint and checks that its tensors are exactly those of its
 // recorded architecture.
 func Load(path string) (*Checkpoint, error) {
@@ -159,6 +180,7 @@ func Load(path string) (*Checkpoint, error) {
 			return nil, err
 		}
 	}
+	in.WriteSet = meta[MetaWriteSet]
 	if s, ok := meta[MetaTrain]; ok {
 		in.Train = json.RawMessage(s)
 	}

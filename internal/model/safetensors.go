@@ -11,7 +11,7 @@ import (
 	"slices"
 	"sort"
 
-	"github.com/modax/modax-ml/internal/dataset"
+	"github.com/modax/modax-ml/internal/atomicfile"
 )
 
 // maxHeader bounds the JSON header a reader accepts (100 MB, as the reference
@@ -32,7 +32,22 @@ func WriteSafetensors(path string, tensors []*Tensor, meta map[string]string) er
 	if err := EncodeSafetensors(&buf, tensors, meta); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return dataset.WriteFileAtomic(path, buf.Bytes())
+	return atomicfile.WriteFile(path, buf.Bytes())
+}
+
+// WriteSafetensorsIn writes the file as one of a write set (committed with
+// the set), recording the set's ID in the metadata (MetaWriteSet).
+func WriteSafetensorsIn(set *atomicfile.Set, path string, tensors []*Tensor, meta map[string]string) error {
+	m := make(map[string]string, len(meta)+1)
+	for k, v := range meta {
+		m[k] = v
+	}
+	m[MetaWriteSet] = set.ID()
+	var buf bytes.Buffer
+	if err := EncodeSafetensors(&buf, tensors, m); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return set.WriteFile(path, buf.Bytes())
 }
 
 // EncodeSafetensors writes the safetensors encoding of tensors to w.

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/modax/modax-ml/internal/dataset"
+	"github.com/modax/modax-ml/internal/atomicfile"
 )
 
 // RecordFile is the name of the run record in a run directory.
@@ -269,7 +269,7 @@ func (r *Record) Save(dir string) error {
 	if err != nil {
 		return fmt.Errorf("write run record: %w", err)
 	}
-	return dataset.WriteFileAtomic(filepath.Join(dir, RecordFile), append(b, '\n'))
+	return atomicfile.WriteFile(filepath.Join(dir, RecordFile), append(b, '\n'))
 }
 
 // Duration is the run's wall time: up to EndTime, or up to now while running.
