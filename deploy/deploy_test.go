@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/modax/modax-ml/internal/conformal"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/duration"
 	"github.com/modax/modax-ml/internal/exitcode"
@@ -460,5 +462,28 @@ func TestLock(t *testing.T) {
 	}
 	if v := served(t, models); v != h.Events[3].Version {
 		t.Fatalf("served %s, history ends with %s", v, h.Events[3].Version)
+	}
+}
+
+// TestDeployCarriesCalibration: the checkpoint's interval calibration is in
+// model_metadata.json, as it is in the ONNX file's metadata_props.
+func TestDeployCarriesCalibration(t *testing.T) {
+	models := filepath.Join(t.TempDir(), "models")
+	ck := fixture.Checkpoint(arch, 8, 30)
+	cal, err := conformal.Calibrate([]float64{10, 20, 30, 40}, []float64{12, 17, 30, 44}, []float64{0.5}, ck.Info.Horizon, conformal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck.Info.Calibration = cal
+	c := candidateAt(t, t.TempDir(), ck, 5)
+	if _, err := Run(context.Background(), env(), opts(models, c)); err != nil {
+		t.Fatal(err)
+	}
+	md, err := readMetadata(filepath.Join(models, servedMeta))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(md.Calibration, cal) {
+		t.Fatalf("model_metadata.json calibration %+v, want %+v", md.Calibration, cal)
 	}
 }

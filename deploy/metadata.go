@@ -13,6 +13,7 @@ import (
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 
+	"github.com/modax/modax-ml/internal/conformal"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/metricsfile"
 	"github.com/modax/modax-ml/internal/model"
@@ -56,8 +57,11 @@ type Metadata struct {
 	HorizonHours    float64            `json:"horizon_hours"`
 	Thresholds      dataset.Thresholds `json:"thresholds"`
 	Scaler          dataset.Scaler     `json:"scaler"`
-	ONNX            ONNXInfo           `json:"onnx"`
-	Checkpoint      FileRef            `json:"checkpoint"`
+	// Calibration gives the served model's predictions their intervals
+	// (absent: uncalibrated).
+	Calibration *conformal.Calibration `json:"calibration,omitempty"`
+	ONNX        ONNXInfo               `json:"onnx"`
+	Checkpoint  FileRef                `json:"checkpoint"`
 	// TestMetrics are the gate split's contract metrics; Metrics the whole
 	// "splits" object of metrics.json as evaluate wrote it.
 	TestMetrics metricsfile.Split `json:"test_metrics"`
@@ -100,7 +104,7 @@ func newMetadata(c *candidate, opts Options) (*Metadata, error) {
 	md := &Metadata{
 		Schema: MetadataSchema, ModelVersion: c.version, ModelType: c.ck.Params.Arch.Type, Architecture: c.ck.Params.Arch,
 		TrainingDate: in.CreatedAt, Features: in.Features, Window: in.Window, HorizonHours: in.Horizon, Thresholds: in.Thresholds,
-		Scaler: in.Scaler,
+		Scaler: in.Scaler, Calibration: in.Calibration,
 		ONNX: ONNXInfo{FileRef: FileRef{File: fileONNX, SHA256: onnxmodel.SHA256(c.onnx), Bytes: int64(len(c.onnx))},
 			Opset: onnxmodel.Opset(c.mp), IRVersion: c.mp.GetIrVersion(), Input: input, Output: onnxmodel.OutputName + " [batch,1] hours",
 			DynamicSeq: dynamic, ScalerEmbedded: embedded},

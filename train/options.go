@@ -94,6 +94,11 @@ type Options struct {
 	// run's learning rate of each epoch, and saves that model instead.
 	Refit bool `yaml:"refit"`
 
+	// IntervalLevels are the coverage levels of the prediction intervals
+	// calibrated on the val split after training, comma-separated
+	// ("0.8,0.9"; "none": no intervals).
+	IntervalLevels string `yaml:"interval_levels"`
+
 	Seed int64 `yaml:"seed"`
 	// ModelVersion names the model (default: "<model>-<run id>" or a timestamp).
 	ModelVersion string `yaml:"model_version"`
@@ -111,7 +116,7 @@ func DefaultOptions() Options {
 		Hidden: 128, Layers: 2, FC: 64, Dropout: 0.2,
 		Epochs: 100, BatchSize: 32, LR: 1e-3, Loss: "mse", HuberDelta: 5, TargetScale: ScaleHorizon,
 		Patience: 10, LRFactor: 0.5, MinLR: 1e-6,
-		ValSplit: "val", Seed: 42, RidgeAlpha: 1,
+		ValSplit: "val", Seed: 42, RidgeAlpha: 1, IntervalLevels: DefaultIntervalLevels,
 	}
 }
 
@@ -137,6 +142,9 @@ func (o *Options) validate() error {
 	}
 	if o.Out == "" {
 		return usage("--out is empty")
+	}
+	if _, err := o.intervalLevels(); err != nil {
+		return err
 	}
 	if o.Model == ModelRidge {
 		if o.Refit {

@@ -182,6 +182,11 @@ func runRidge(ctx context.Context, env *runenv.Env, o Options) (*Result, error) 
 	var sq [2]float64
 	var cnt [2]int
 	both := map[string]bool{dataset.SplitTrain: true, valSplit: valSplit != "" && valSplit != "none"}
+	levels, err := o.intervalLevels()
+	if err != nil {
+		return nil, err
+	}
+	var valPred, valTrue []float64
 	if err := s.scan(ctx, both, skipped, func(split string, y float64, x []float64) {
 		pred := ymean
 		for j, v := range x {
@@ -190,6 +195,9 @@ func runRidge(ctx context.Context, env *runenv.Env, o Options) (*Result, error) 
 		i := 0
 		if split != dataset.SplitTrain {
 			i = 1
+			if levels != nil {
+				valPred, valTrue = append(valPred, pred), append(valTrue, y)
+			}
 		}
 		sq[i] += (pred - y) * (pred - y)
 		cnt[i]++
@@ -225,6 +233,14 @@ func runRidge(ctx context.Context, env *runenv.Env, o Options) (*Result, error) 
 		return nil, err
 	}
 	info.History = res.History
+	if len(valPred) > 0 {
+		info.Calibration, res.CalibrationSeconds, err = calibrate(env, valPred, valTrue, levels, wm.Horizon,
+			fmt.Sprintf("%s split, the saved weights", valSplit), time.Now())
+		if err != nil {
+			return nil, err
+		}
+		res.Calibration = info.Calibration
+	}
 	if err := model.Save(o.Out, &model.Checkpoint{Params: p, Info: info}); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}

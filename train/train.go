@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/modax/modax-ml/internal/atomicfile"
+	"github.com/modax/modax-ml/internal/conformal"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/model"
@@ -54,6 +55,11 @@ type Result struct {
 	TargetScale float64       `json:"target_scale"`
 	Seconds     float64       `json:"seconds"`
 	History     []model.Epoch `json:"history"`
+	// Calibration is the prediction intervals' calibration (nil without a
+	// val split or with --interval-levels none); CalibrationSeconds what it
+	// cost (val forward pass and quantiles).
+	Calibration        *conformal.Calibration `json:"calibration,omitempty"`
+	CalibrationSeconds float64                `json:"calibration_seconds,omitempty"`
 }
 
 // trainInfo is the checkpoint's modax.train metadata: how the model was
@@ -371,6 +377,15 @@ func saveLSTM(env *runenv.Env, o *Options, d *data, l *loop, interrupted bool, f
 	}
 	info.History = l.history
 	ck := &model.Checkpoint{Params: scaleFC2(final, l.scale), Info: info}
+	calParams, source := ck.Params, fmt.Sprintf("%s split, the saved weights", o.ValSplit)
+	if rfParams != nil {
+		calParams, source = scaleFC2(l.best, l.scale), fmt.Sprintf("%s split, the selection run's best weights (the --refit model trained on %s)", o.ValSplit, o.ValSplit)
+	}
+	cal, calSecs, err := calibrateLSTM(env, o, d, calParams, source)
+	if err != nil {
+		return nil, err
+	}
+	ck.Info.Calibration = cal
 	sidePath := SidecarPath(o.Out)
 	sc := &sidecar{state: l.st, m: m, v: v, w: l.eng.Params(), best: l.best, ema: l.ema}
 	// The checkpoint and its optimizer state are one write set: both carry
@@ -392,6 +407,7 @@ func saveLSTM(env *runenv.Env, o *Options, d *data, l *loop, interrupted bool, f
 		Workers: o.Workers, Parameters: final.Count(), Input: o.Windows, Features: d.meta.Features, Window: d.t,
 		TrainWindows: d.train.n, ValWindows: d.val.n, Epochs: l.st.Epoch, BestEpoch: l.st.BestEpoch,
 		StoppedEarly: l.st.Stopped, Refit: rf, ResumedFrom: o.Resume, TargetScale: l.scale, History: l.history,
+		Calibration: cal, CalibrationSeconds: calSecs,
 	}
 	if res.Workers == 0 {
 		res.Workers = env.Workers

@@ -92,6 +92,7 @@ instead: the baseline that shows whether the LSTM earns its cost.`,
 	bindFloat(f, "ema-decay", "train.ema_decay", d.EMADecay, "validate and save a moving average of the weights with this decay per step (0: off; e.g. 0.99)")
 	bindString(f, "val-split", "train.val_split", d.ValSplit, `split validated every epoch ("none": no validation)`)
 	bindBool(f, "refit", "train.refit", d.Refit, "after early stopping picks the best epoch E, train a fresh model on the train and val windows for E epochs and save it")
+	bindString(f, "interval-levels", "train.interval_levels", d.IntervalLevels, `coverage levels of the prediction intervals calibrated on the val split, e.g. 0.8,0.9 ("none": no intervals)`)
 	bindInt64(f, "seed", "train.seed", d.Seed, "seed of initialisation, shuffling and dropout")
 	bindString(f, "model-version", "train.model_version", d.ModelVersion, "model version recorded in the checkpoint (default <model>-<run id>)")
 	bindFloat(f, "ridge-alpha", "train.ridge_alpha", d.RidgeAlpha, "L2 penalty of --model ridge")
@@ -121,6 +122,9 @@ func printTrain(w io.Writer, r *train.Result) error {
 	}
 	if rf := r.Refit; rf != nil {
 		fmt.Fprintf(&b, "  refit: %d epochs on %d train+val windows, final train loss %.4g (saved)\n", rf.Epochs, rf.TrainWindows, rf.FinalTrainLoss)
+	}
+	if c := r.Calibration; c != nil {
+		fmt.Fprintf(&b, "  intervals: levels %v calibrated on %d val windows in %d predicted-RUL buckets (%.3f s)\n", c.Levels, c.N, len(c.Buckets), r.CalibrationSeconds)
 	}
 	if r.Optimizer != "" {
 		fmt.Fprintf(&b, "  optimizer state: %s\n", r.Optimizer)

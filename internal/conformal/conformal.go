@@ -91,7 +91,9 @@ type Calibration struct {
 	Horizon float64   `json:"horizon_hours"`
 	Levels  []float64 `json:"levels"` // coverage levels 1−α, ascending
 	N       int       `json:"n"`      // calibration windows in all
-	Buckets []Bucket  `json:"buckets"`
+	// Source says what was calibrated on (split, weights).
+	Source  string   `json:"source,omitempty"`
+	Buckets []Bucket `json:"buckets"`
 }
 
 // Options tune the stratification.

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modax/modax-ml/internal/conformal"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/model"
@@ -42,6 +43,8 @@ type Model struct {
 	Scaler     *dataset.Scaler
 	Horizon    float64
 	Thresholds dataset.Thresholds
+	// Calibration gives predictions their intervals (nil: uncalibrated).
+	Calibration *conformal.Calibration
 	// Info is the checkpoint's metadata (nil for ONNX).
 	Info *model.Info
 

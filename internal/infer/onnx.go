@@ -54,6 +54,14 @@ func LoadONNX(path string, workers int) (*Model, error) {
 			return nil, err
 		}
 	}
+	if _, ok := props[onnxmodel.MetaCalibration]; ok {
+		if err := get(onnxmodel.MetaCalibration, &m.Calibration); err != nil {
+			return nil, err
+		}
+		if err := m.Calibration.Validate(); err != nil {
+			return nil, fmt.Errorf("load %s: metadata %s: %w", path, onnxmodel.MetaCalibration, err)
+		}
+	}
 	embedded, err := strconv.ParseBool(props[onnxmodel.MetaScalerEmbedded])
 	if err != nil {
 		return nil, fmt.Errorf("load %s: metadata %s: %w", path, onnxmodel.MetaScalerEmbedded, err)

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"math"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/modax/modax-ml/internal/conformal"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/fixture"
@@ -22,6 +24,11 @@ import (
 func TestONNXMatchesCheckpoint(t *testing.T) {
 	dir := t.TempDir()
 	ck := fixture.Checkpoint(model.Arch{Type: model.TypeLSTM, InputSize: 3, Hidden: 8, Layers: 2, FC: 4}, 10, 5)
+	cal, err := conformal.Calibrate([]float64{10, 20, 30}, []float64{12, 17, 30}, []float64{0.5}, ck.Info.Horizon, conformal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck.Info.Calibration = cal
 	files, err := fixture.WriteAll(context.Background(), dir, ck, 12, fixture.Metrics{N: 12, MAE: 1, RMSE: 1, Score: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -48,6 +55,9 @@ func TestONNXMatchesCheckpoint(t *testing.T) {
 		m, err := Load(path, 2)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(m.Calibration, cal) || !reflect.DeepEqual(native.Calibration, cal) {
+			t.Errorf("%s: calibration %+v, checkpoint %+v, want %+v", path, m.Calibration, native.Calibration, cal)
 		}
 		if m.Format != "onnx" || m.Version != ck.Info.ModelVersion || (m.Scaler == nil) != (path == files.ONNX) {
 			t.Errorf("%s: format %s version %q scaler %v", path, m.Format, m.Version, m.Scaler)

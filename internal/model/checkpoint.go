@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/modax/modax-ml/internal/atomicfile"
+	"github.com/modax/modax-ml/internal/conformal"
 	"github.com/modax/modax-ml/internal/dataset"
 )
 
@@ -31,6 +32,9 @@ const (
 	// (internal/atomicfile): a checkpoint and its optimizer state carry the
 	// same one.
 	MetaWriteSet = "modax.write_set"
+	// MetaCalibration is the interval calibration (conformal.Calibration
+	// JSON), absent for a model trained without a val split.
+	MetaCalibration = "modax.calibration"
 )
 
 // Epoch is one row of the training history.
@@ -66,6 +70,8 @@ type Info struct {
 	// WriteSet is the ID of the write set the checkpoint was saved in (""
 	// for a checkpoint saved alone).
 	WriteSet string `json:"write_set,omitempty"`
+	// Calibration gives predictions their intervals (nil: uncalibrated).
+	Calibration *conformal.Calibration `json:"calibration,omitempty"`
 }
 
 // Checkpoint is a model's parameters with its Info.
@@ -109,6 +115,11 @@ func (ck *Checkpoint) meta() (map[string]string, error) {
 	}
 	if len(in.Train) > 0 {
 		m[MetaTrain] = string(in.Train)
+	}
+	if in.Calibration != nil {
+		if err := set(MetaCalibration, in.Calibration); err != nil {
+			return nil, err
+		}
 	}
 	return m, nil
 }
@@ -174,7 +185,7 @@ func Load(path string) (*Checkpoint, error) {
 		{MetaScaler, &in.Scaler, true}, {MetaHorizon, &in.Horizon, true}, {MetaThresholds, &in.Thresholds, true},
 		{MetaModelVersion, &in.ModelVersion, false}, {MetaRunID, &in.RunID, false}, {MetaCreatedAt, &in.CreatedAt, false},
 		{MetaToolVersion, &in.ToolVersion, false}, {MetaSeed, &in.Seed, false}, {MetaHistory, &in.History, false},
-		{MetaInputs, &in.Inputs, false},
+		{MetaInputs, &in.Inputs, false}, {MetaCalibration, &in.Calibration, false},
 	} {
 		if err := get(kv.k, kv.v, kv.req); err != nil {
 			return nil, err
@@ -183,6 +194,9 @@ func Load(path string) (*Checkpoint, error) {
 	in.WriteSet = meta[MetaWriteSet]
 	if s, ok := meta[MetaTrain]; ok {
 		in.Train = json.RawMessage(s)
+	}
+	if err := in.Calibration.Validate(); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: metadata %s: %w", path, MetaCalibration, err)
 	}
 	p, err := NewParams(in.Arch)
 	if err != nil {

@@ -70,6 +70,7 @@ const (
 	MetaToolVersion      = "modax.tool_version"
 	MetaInputLayout      = "modax.input_layout"
 	MetaOutputUnit       = "modax.output_unit"
+	MetaCalibration      = model.MetaCalibration // JSON: conformal.Calibration, when calibrated
 )
 
 // Opsets lists the supported opset versions with their IR versions: opset 11
@@ -269,6 +270,9 @@ func metadata(ck *model.Checkpoint, o BuildOptions, embed bool) ([]*onnx.StringS
 	}
 	if o.CheckpointSHA256 != "" {
 		m[MetaCheckpointSHA256] = o.CheckpointSHA256
+	}
+	if in.Calibration != nil {
+		m[MetaCalibration] = js(in.Calibration)
 	}
 	for k, v := range o.Props {
 		if _, dup := m[k]; dup {
