@@ -29,7 +29,10 @@ func TestMain(m *testing.M) {
 // TestScript runs the end-to-end stories in testdata/script/*.txtar.
 //
 // Conditions: [pg] a test PostgreSQL is available (its DSN is $PGDSN),
-// [cmapss] the NASA C-MAPSS files are available ($CMAPSS), [python] Debian's
+// [tsdb] a test server that preloads TimescaleDB is available ($TSDBDSN; the
+// [pg] server then has TimescaleDB's files without preloading them, as
+// scripts/testenv.sh sets them up), [cmapss] the NASA C-MAPSS files are
+// available ($CMAPSS), [python] Debian's
 // python3 with torch and onnx, [node] the interop npm packages ($INTEROP).
 // In CI (MODAX_TEST_STRICT=1) a script whose condition is missing fails
 // instead of skipping.
@@ -74,6 +77,7 @@ func TestScript(t *testing.T) {
 		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("PGDSN", os.Getenv("MODAX_TEST_PG_DSN"))
+			env.Setenv("TSDBDSN", os.Getenv("MODAX_TEST_TSDB_DSN"))
 			env.Setenv("CMAPSS", cmapss)
 			env.Setenv("REPO", root)
 			env.Setenv("INTEROP", filepath.Join(root, "tools", "interop"))
@@ -86,6 +90,8 @@ func TestScript(t *testing.T) {
 			switch cond {
 			case "pg":
 				ok = os.Getenv("MODAX_TEST_PG_DSN") != ""
+			case "tsdb":
+				ok = os.Getenv("MODAX_TEST_PG_DSN") != "" && os.Getenv("MODAX_TEST_TSDB_DSN") != ""
 			case "cmapss":
 				ok = testutil.HaveCMAPSS()
 			case "python":
