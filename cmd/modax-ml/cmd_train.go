@@ -48,6 +48,7 @@ instead: the baseline that shows whether the LSTM earns its cost.`,
   modax-ml train --loss huber --huber-delta 10 --clip-norm 1 --lr-patience 3
   modax-ml train --resume model.safetensors --epochs 150
   modax-ml train --patience 15 --refit      # pick the epochs on val, then train on train+val
+  modax-ml train --interval-levels 0.8,0.9  # calibrate 80 % and 90 % prediction intervals on val
   modax-ml train --model ridge --stats stats.parquet -o ridge.safetensors`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
