@@ -125,6 +125,13 @@ func EachDatabase(t *testing.T, test func(t *testing.T, db Database)) {
 	})
 }
 
+// NewTimescaleDatabase is NewDatabase on the TimescaleDB test server (for
+// benchmarks, which EachDatabase does not serve).
+func NewTimescaleDatabase(t testing.TB) string {
+	t.Helper()
+	return newDatabase(t, TimescaleDSN(t))
+}
+
 func newDatabase(t testing.TB, dsn string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
