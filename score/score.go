@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/modax/modax-ml/features"
+	"github.com/modax/modax-ml/internal/conformal"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/infer"
@@ -125,6 +126,9 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	res.Model.Interval = sc.interval.ok
 	if !sc.interval.ok {
 		res.Note = noIntervalNote
+		if m.Calibration != nil {
+			res.Note = fmt.Sprintf("model has no interval calibration at level %g (calibrated: %v)", s.IntervalLevel, m.Calibration.Levels)
+		}
 	}
 	err = src.scan(ctx, s.BatchDevices, on.Readings(), sc.batch)
 	var ute *unknownTenantError
@@ -214,13 +218,25 @@ func newScorer(env *runenv.Env, s *settings, m *infer.Model, on *features.Online
 	if th == (dataset.Thresholds{}) {
 		th = dataset.DefaultThresholds
 	}
-	return &scorer{env: env, s: s, m: m, on: on, th: th, interval: modelInterval(m, s.IntervalLevel)}
+	iv := modelInterval(m, s.IntervalLevel)
+	if !iv.ok && m.Calibration != nil {
+		env.Log.Warn("the model is not calibrated at this interval level: scoring without intervals",
+			"interval_level", s.IntervalLevel, "calibrated_levels", fmt.Sprint(m.Calibration.Levels))
+	}
+	return &scorer{env: env, s: s, m: m, on: on, th: th, interval: iv}
 }
 
 // modelInterval is the model's interval function at level (ok false: the
-// model has no interval calibration).
-func modelInterval(_ *infer.Model, level float64) interval {
-	return interval{level: level}
+// model has no interval calibration, or none at level).
+func modelInterval(m *infer.Model, level float64) interval {
+	c := m.Calibration
+	if c == nil || c.LevelIndex(level) < 0 {
+		return interval{level: level}
+	}
+	return interval{ok: true, level: level, of: func(pred float64) (float64, float64) {
+		lo, hi, _ := conformal.Interval(pred, c, level) // the level is calibrated: no error
+		return lo, hi
+	}}
 }
 
 // batch builds the windows of a batch of devices and predicts them in one
