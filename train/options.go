@@ -7,8 +7,10 @@ package train
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
+	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/model"
 	"github.com/modax/modax-ml/internal/nn"
@@ -145,6 +147,20 @@ func (o *Options) validate() error {
 	}
 	if _, err := o.intervalLevels(); err != nil {
 		return err
+	}
+	for _, f := range []struct {
+		flag string
+		v    float64
+	}{{"--lr", o.LR}, {"--weight-decay", o.WeightDecay}, {"--clip-norm", o.ClipNorm}, {"--min-delta", o.MinDelta},
+		{"--min-lr", o.MinLR}, {"--lr-factor", o.LRFactor}, {"--ema-decay", o.EMADecay}, {"--huber-delta", o.HuberDelta}} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			return usage("%s %g: want a finite number", f.flag, f.v)
+		}
+	}
+	switch o.ValSplit {
+	case "", "none", dataset.SplitTrain, dataset.SplitVal, dataset.SplitTest:
+	default:
+		return usage("--val-split %q: want %s, %s, %s or none", o.ValSplit, dataset.SplitVal, dataset.SplitTest, dataset.SplitTrain)
 	}
 	if o.Model == ModelRidge {
 		if o.Refit {

@@ -17,6 +17,10 @@ import (
 	"github.com/modax/modax-ml/pipeline"
 )
 
+// minWatch is the shortest --watch interval: a shorter one only busy-loops
+// the database.
+const minWatch = time.Minute
+
 func newMonitorCmd(a *app) *cobra.Command {
 	d := monitor.DefaultOptions()
 	var watch duration.Duration
@@ -66,6 +70,9 @@ Exit status: 0 ok (or retrained and deployed, or "retrain" without --retrain),
 					r.Decision, r.Version = res.Deploy.Decision, res.Deploy.Version
 				}
 				return r, err
+			}
+			if watch < 0 || (watch > 0 && watch.D() < minWatch) {
+				return fmt.Errorf("%w: --watch %s: want at least %s (each check reads the outcomes and the deployed model), or leave it unset for one check", exitcode.ErrUsage, watch, minWatch)
 			}
 			once := func(ctx context.Context) error {
 				rep, err := monitor.Run(ctx, a.env(), o)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"reflect"
@@ -273,6 +274,7 @@ func (a *app) load(cmd *cobra.Command) error {
 			mapstructure.TextUnmarshallerHookFunc(),
 			mapstructure.StringToTimeDurationHookFunc(),
 			mapstructure.StringToSliceHookFunc(","),
+			noFractionToInt,
 		)
 	}); err != nil {
 		return fmt.Errorf("%w: config: %w", exitcode.ErrUsage, err)
@@ -292,6 +294,23 @@ func (a *app) load(cmd *cobra.Command) error {
 	}
 	slog.SetDefault(a.log)
 	return nil
+}
+
+// noFractionToInt refuses a fractional number for an integer setting
+// (`window: 12.7`), which the weakly typed decoding would truncate.
+func noFractionToInt(from, to reflect.Type, data any) (any, error) {
+	switch to.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+	default:
+		return data, nil
+	}
+	if from.Kind() == reflect.Float32 || from.Kind() == reflect.Float64 {
+		if x := reflect.ValueOf(data).Float(); x != math.Trunc(x) || math.IsInf(x, 0) {
+			return nil, fmt.Errorf("%v is not a whole number", x)
+		}
+	}
+	return data, nil
 }
 
 // checkKeys refuses unknown keys in the config file, which are almost always
