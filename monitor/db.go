@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -24,7 +25,7 @@ func readPredictions(ctx context.Context, db *pgxpool.Pool, c pg.Config, tenant,
 	if err != nil {
 		return nil, fmt.Errorf("monitor: db.prediction_table: %w", err)
 	}
-	q := `SELECT DISTINCT ON (device_id, "timestamp") device_id, "timestamp", rul_hours FROM ` + t.Sanitize() +
+	q := `SELECT DISTINCT ON (device_id, "timestamp") device_id, "timestamp", rul_hours, rul_lower, rul_upper, interval_level FROM ` + t.Sanitize() +
 		` WHERE tenant_id = $1 AND model_version = $2 AND "timestamp" >= $3 AND "timestamp" <= $4
 		 ORDER BY device_id, "timestamp", created_at DESC`
 	rows, err := db.Query(ctx, q, tenant, version, from, to)
@@ -34,7 +35,7 @@ func readPredictions(ctx context.Context, db *pgxpool.Pool, c pg.Config, tenant,
 	var out []prediction
 	for rows.Next() {
 		var p prediction
-		if err := rows.Scan(&p.device, &p.at, &p.rul); err != nil {
+		if err := rows.Scan(&p.device, &p.at, &p.rul, &p.lower, &p.upper, &p.level); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("monitor: read %s: %w", c.PredictionTable, err)
 		}
@@ -188,4 +189,40 @@ func WritePredictions(ctx context.Context, db *pgxpool.Pool, c pg.Config, ps []d
 		return n, fmt.Errorf("write predictions to %s: %w", c.PredictionTable, err)
 	}
 	return n, nil
+}
+
+// writeResult upserts the report into db.monitor_table (monitor --to-db), one
+// row per check: what a dashboard plots over time. The interval columns are
+// the highest level's (null without intervals); the whole report is in
+// report.
+func writeResult(ctx context.Context, db *pgxpool.Pool, c pg.Config, rep *Report) error {
+	t, err := pg.Table(c.MonitorTableName())
+	if err != nil {
+		return fmt.Errorf("monitor: db.monitor_table: %w", err)
+	}
+	body, err := json.Marshal(rep)
+	if err != nil {
+		return err
+	}
+	p := rep.Performance
+	var level, cov, width *float64
+	if n := len(p.Intervals); n > 0 {
+		iv := p.Intervals[n-1]
+		level, cov, width = &iv.Level, &iv.Coverage, &iv.MeanWidth
+	}
+	_, err = db.Exec(ctx, `INSERT INTO `+t.Sanitize()+` (tenant_id, run_id, checked_at, model_version, predictions, outcomes, pending,
+  realized_mae, realized_rmse, score_mean, late_rate, degradation, max_psi, interval_level, coverage, interval_width, decision, reasons, report)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+ON CONFLICT (tenant_id, run_id) DO UPDATE SET checked_at = EXCLUDED.checked_at, model_version = EXCLUDED.model_version,
+  predictions = EXCLUDED.predictions, outcomes = EXCLUDED.outcomes, pending = EXCLUDED.pending, realized_mae = EXCLUDED.realized_mae,
+  realized_rmse = EXCLUDED.realized_rmse, score_mean = EXCLUDED.score_mean, late_rate = EXCLUDED.late_rate,
+  degradation = EXCLUDED.degradation, max_psi = EXCLUDED.max_psi, interval_level = EXCLUDED.interval_level,
+  coverage = EXCLUDED.coverage, interval_width = EXCLUDED.interval_width, decision = EXCLUDED.decision,
+  reasons = EXCLUDED.reasons, report = EXCLUDED.report, created_at = now()`,
+		rep.Tenant, rep.RunID, rep.To, rep.Model.Version, rep.Predictions.Total, p.N, rep.Predictions.Pending,
+		p.MAE, p.RMSE, p.ScoreMean, p.LateRate, p.Degradation, rep.Drift.MaxPSI, level, cov, width, rep.Decision, rep.Reasons, string(body))
+	if err != nil {
+		return fmt.Errorf("monitor: write %s (run db migrate first): %w", c.MonitorTableName(), err)
+	}
+	return nil
 }

@@ -77,12 +77,20 @@ type Options struct {
 	// MinOutcomes is the number of predictions with a known outcome needed
 	// before performance is judged.
 	MinOutcomes int `yaml:"min_outcomes"`
+	// MinCoverage: an interval level whose realized coverage (share of
+	// outcomes inside the predicted interval) is below it means retrain,
+	// once MinOutcomes outcomes at that level are known (0: the level − 0.10;
+	// negative: off).
+	MinCoverage float64 `yaml:"min_coverage"`
 	// SampleSize bounds the values per sensor kept for the drift statistics.
 	SampleSize int `yaml:"sample_size"`
 	// Out is an extra copy of the report (the run directory always has one).
 	Out string `yaml:"out"`
 	// Retrain runs Retrainer when the decision is retrain.
 	Retrain bool `yaml:"retrain"`
+	// ToDB upserts the result into db.monitor_table (monitor_results), one
+	// row per check, for a dashboard.
+	ToDB bool `yaml:"to_db"`
 
 	// Set by the command layer: the database (db section), where run
 	// records go (tracking section), and how to retrain.
@@ -177,6 +185,22 @@ type Performance struct {
 	EarlyRate *float64 `json:"early_rate"`
 	// Degradation is MAE / the model's test MAE.
 	Degradation *float64 `json:"degradation"`
+	// Intervals is the realized coverage of the predicted intervals, per
+	// level (empty: no prediction had an interval).
+	Intervals []IntervalCoverage `json:"intervals"`
+}
+
+// IntervalCoverage is the realized coverage of one interval level.
+type IntervalCoverage struct {
+	Level float64 `json:"level"`
+	// N outcomes had an interval at this level; Coverage is the share whose
+	// realized RUL fell inside it, MeanWidth its mean width (hours).
+	N         int     `json:"n"`
+	Coverage  float64 `json:"coverage"`
+	MeanWidth float64 `json:"mean_width"`
+	// MinCoverage is the coverage below which this level means retrain
+	// (null: not judged).
+	MinCoverage *float64 `json:"min_coverage"`
 }
 
 // Drift is the drift of the recent readings against the reference.
@@ -202,6 +226,7 @@ type Thresholds struct {
 	MaxDegradation float64 `json:"max_degradation"`
 	MaxPSI         float64 `json:"max_psi"`
 	MinOutcomes    int     `json:"min_outcomes"`
+	MinCoverage    float64 `json:"min_coverage"`
 }
 
 func (o Options) check() error {
@@ -215,6 +240,8 @@ func (o Options) check() error {
 		return bad("--lookback %s: want a positive duration", o.Lookback)
 	case o.MaxMAE < 0 || o.MaxDegradation < 0 || o.MaxPSI < 0:
 		return bad("--max-mae, --max-degradation and --max-psi must be ≥ 0")
+	case o.MinCoverage >= 1:
+		return bad("--min-coverage %g: want a share below 1 (0: the interval level − 0.10; negative: off)", o.MinCoverage)
 	case o.MinOutcomes < 1:
 		return bad("--min-outcomes %d: want at least 1", o.MinOutcomes)
 	case o.Retrain && o.Retrainer == nil:
@@ -256,7 +283,8 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Report, error) {
 	rep := &Report{
 		Schema: ReportSchema, RunID: monitorRunID(clock), CreatedAt: clock, Tenant: tenant, Model: m,
 		From: now.Add(-opts.Lookback.D()), To: now, Reasons: []string{},
-		Thresholds: Thresholds{MaxMAE: opts.MaxMAE, MaxDegradation: opts.MaxDegradation, MaxPSI: opts.MaxPSI, MinOutcomes: opts.MinOutcomes},
+		Thresholds: Thresholds{MaxMAE: opts.MaxMAE, MaxDegradation: opts.MaxDegradation, MaxPSI: opts.MaxPSI, MinOutcomes: opts.MinOutcomes,
+			MinCoverage: opts.MinCoverage},
 	}
 	db, err := pg.Connect(ctx, opts.DB)
 	if err != nil {
@@ -281,6 +309,7 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Report, error) {
 	outcomes, pending := resolve(preds, fails, m.HorizonHours, now)
 	rep.Predictions = Counts{Total: len(preds), WithOutcome: len(outcomes), Pending: pending}
 	rep.Performance = score(outcomes, m.TestMAE)
+	rep.Performance.Intervals = coverage(outcomes)
 
 	rep.Drift.Reference = ref
 	sketches, n, err := readReadings(ctx, db, opts.DB, tenant, driftSensors(ref, m), rep.From, rep.To, opts.SampleSize)
@@ -313,6 +342,11 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Report, error) {
 	if err := finishRecord(ctx, rec, opts, rep, retrainErr); err != nil {
 		return rep, err
 	}
+	if opts.ToDB {
+		if err := writeResult(ctx, db, opts.DB, rep); err != nil {
+			return rep, err
+		}
+	}
 	if retrainErr != nil {
 		if errors.Is(retrainErr, exitcode.ErrGate) {
 			return rep, fmt.Errorf("monitor: retrained, but the new model missed the deploy gate: %w", retrainErr)
@@ -338,6 +372,23 @@ func decide(rep *Report, o Options) {
 		}
 		if o.MaxDegradation > 0 && p.Degradation == nil {
 			rep.Notes = append(rep.Notes, "degradation not judged: the deployed model's metadata has no test MAE")
+		}
+	}
+	for i := range rep.Performance.Intervals {
+		c := &rep.Performance.Intervals[i]
+		min := o.MinCoverage
+		if min == 0 {
+			min = c.Level - 0.10
+		}
+		switch {
+		case o.MinCoverage < 0:
+		case c.N < o.MinOutcomes:
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%g %% interval coverage not judged: %d outcomes with an interval, fewer than --min-outcomes %d", 100*c.Level, c.N, o.MinOutcomes))
+		default:
+			c.MinCoverage = ptr(min)
+			if c.Coverage < min {
+				rep.Reasons = append(rep.Reasons, fmt.Sprintf("%g %% interval covered %.1f %% of %d outcomes < --min-coverage %.1f %%", 100*c.Level, 100*c.Coverage, c.N, 100*min))
+			}
 		}
 	}
 	if rep.Drift.Readings == 0 {
@@ -402,6 +453,9 @@ func finishRecord(ctx context.Context, rec *tracking.Recorder, o Options, rep *R
 		if v != nil {
 			final[k] = *v
 		}
+	}
+	for _, c := range rep.Performance.Intervals {
+		final[fmt.Sprintf("coverage_%g", c.Level)] = c.Coverage
 	}
 	tags := map[string]string{"modax.kind": "monitor", "modax.monitor.decision": rep.Decision}
 	if rep.Retrain != nil && rep.Retrain.RunID != "" {

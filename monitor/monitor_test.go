@@ -35,20 +35,20 @@ func TestResolveAndScore(t *testing.T) {
 	h := func(x float64) time.Time { return now.Add(time.Duration(x * float64(time.Hour))) }
 	fails := map[string][]time.Time{"a": {h(-200), h(-20)}, "b": {h(-50)}}
 	preds := []prediction{
-		{"a", h(-30), 12},  // next failure of a at -20: truth 10, late by 2
-		{"a", h(-20), 0},   // a failure at exactly the prediction's time: truth 0
-		{"a", h(-250), 90}, // next failure 50 h later: truth 50, late by 40
-		{"a", h(-400), 80}, // failure 200 h later: truth capped at 100, early by 20
-		{"b", h(-150), 100},
-		{"b", h(-40), 30},  // after b's last failure, horizon not yet passed: pending
-		{"c", h(-120), 70}, // c never failed, 120 h > horizon ago: truth 100
-		{"c", h(-10), 70},  // pending
+		{device: "a", at: h(-30), rul: 12},  // next failure of a at -20: truth 10, late by 2
+		{device: "a", at: h(-20), rul: 0},   // a failure at exactly the prediction's time: truth 0
+		{device: "a", at: h(-250), rul: 90}, // next failure 50 h later: truth 50, late by 40
+		{device: "a", at: h(-400), rul: 80}, // failure 200 h later: truth capped at 100, early by 20
+		{device: "b", at: h(-150), rul: 100},
+		{device: "b", at: h(-40), rul: 30},  // after b's last failure, horizon not yet passed: pending
+		{device: "c", at: h(-120), rul: 70}, // c never failed, 120 h > horizon ago: truth 100
+		{device: "c", at: h(-10), rul: 70},  // pending
 	}
 	out, pending := resolve(preds, fails, 100, now)
 	if pending != 2 {
 		t.Errorf("pending %d, want 2", pending)
 	}
-	want := []outcome{{12, 10}, {0, 0}, {90, 50}, {80, 100}, {100, 100}, {70, 100}}
+	want := []outcome{{pred: 12, truth: 10}, {pred: 0, truth: 0}, {pred: 90, truth: 50}, {pred: 80, truth: 100}, {pred: 100, truth: 100}, {pred: 70, truth: 100}}
 	if !slices.Equal(out, want) {
 		t.Fatalf("outcomes %v, want %v", out, want)
 	}
@@ -259,6 +259,46 @@ func (f *fleet) env() *runenv.Env {
 
 // TestMonitorGoodModel runs on plain PostgreSQL and on TimescaleDB
 // (rul_predictions and sensor_data hypertables).
+// TestIntervalCoverage: coverage counts the outcomes inside their interval
+// per level, and decide makes a level below --min-coverage (default the
+// level − 0.10) a retrain reason once --min-outcomes are known.
+func TestIntervalCoverage(t *testing.T) {
+	iv := func(pred, truth, lo, hi, lv float64) outcome {
+		return outcome{pred: pred, truth: truth, lower: &lo, upper: &hi, level: &lv}
+	}
+	os := []outcome{
+		iv(50, 55, 40, 60, 0.9), iv(50, 61, 40, 60, 0.9), iv(50, 40, 40, 60, 0.9), iv(50, 60, 40, 60, 0.9),
+		iv(20, 5, 10, 30, 0.8), iv(20, 12, 10, 30, 0.8),
+		{pred: 70, truth: 70}, // no interval
+	}
+	got := coverage(os)
+	if len(got) != 2 || got[0].Level != 0.8 || got[0].N != 2 || got[0].Coverage != 0.5 || got[0].MeanWidth != 20 ||
+		got[1].Level != 0.9 || got[1].N != 4 || got[1].Coverage != 0.75 || got[1].MeanWidth != 20 {
+		t.Fatalf("coverage %+v", got)
+	}
+	for _, c := range []struct {
+		min         float64
+		minOutcomes int
+		reasons     int
+		notes       int
+	}{
+		{0, 2, 2, 0},    // 0.5 < 0.7 and 0.75 < 0.8
+		{0.6, 2, 1, 0},  // 0.5 < 0.6 only
+		{-1, 2, 0, 0},   // off
+		{0, 3, 1, 1},    // the 0.8 level has too few outcomes
+		{0.5, 10, 0, 2}, // neither judged
+	} {
+		rep := &Report{Performance: Performance{N: 100, Intervals: coverage(os)}, Drift: Drift{Readings: 1}}
+		decide(rep, Options{MinCoverage: c.min, MinOutcomes: c.minOutcomes})
+		if len(rep.Reasons) != c.reasons || len(rep.Notes) != c.notes {
+			t.Errorf("--min-coverage %g --min-outcomes %d: reasons %q notes %q", c.min, c.minOutcomes, rep.Reasons, rep.Notes)
+		}
+		if (c.reasons > 0) != (rep.Decision == DecisionRetrain) {
+			t.Errorf("--min-coverage %g: decision %s", c.min, rep.Decision)
+		}
+	}
+}
+
 func TestMonitorGoodModel(t *testing.T) {
 	testutil.EachDatabase(t, testMonitorGoodModel)
 }
@@ -300,6 +340,56 @@ func testMonitorGoodModel(t *testing.T, tdb testutil.Database) {
 	b, _ := os.ReadFile(rep.Path)
 	if err := json.Unmarshal(b, &back); err != nil || back.Decision != "ok" || back.Schema != ReportSchema {
 		t.Errorf("report file: %v %+v", err, back)
+	}
+
+	if len(p.Intervals) != 0 {
+		t.Errorf("intervals without any predicted: %+v", p.Intervals)
+	}
+
+	// Predictions with a 90 % interval: the errors are N(0, 2²), so ±3.29 h
+	// covers 90 %; --to-db writes the result to monitor_results.
+	ctx := context.Background()
+	predT := pgx.Identifier{f.cfg.PredictionTable}.Sanitize()
+	if _, err := f.db.Exec(ctx, `UPDATE `+predT+` SET rul_lower = rul_hours - 3.29, rul_upper = rul_hours + 3.29, interval_level = 0.9`); err != nil {
+		t.Fatal(err)
+	}
+	o := f.opts()
+	o.ToDB = true
+	rep, err = Run(ctx, f.env(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iv := rep.Performance.Intervals
+	if len(iv) != 1 || iv[0].Level != 0.9 || iv[0].N != 1000 || iv[0].Coverage < 0.85 || iv[0].Coverage > 0.95 ||
+		math.Abs(iv[0].MeanWidth-6.58) > 1e-9 || iv[0].MinCoverage == nil || math.Abs(*iv[0].MinCoverage-0.8) > 1e-12 || rep.Decision != DecisionOK {
+		t.Fatalf("intervals %+v, decision %s %v", iv, rep.Decision, rep.Reasons)
+	}
+	var cov, mae float64
+	var decision, version string
+	var reasons []string
+	monT := pgx.Identifier{f.cfg.MonitorTableName()}.Sanitize()
+	if err := f.db.QueryRow(ctx, `SELECT coverage, realized_mae, decision, model_version, reasons FROM `+monT+` WHERE run_id = $1`, rep.RunID).
+		Scan(&cov, &mae, &decision, &version, &reasons); err != nil {
+		t.Fatal(err)
+	}
+	if cov != iv[0].Coverage || mae != *rep.Performance.MAE || decision != "ok" || version != "v1" || len(reasons) != 0 {
+		t.Errorf("monitor_results row: coverage %v mae %v %s %s %v", cov, mae, decision, version, reasons)
+	}
+
+	// Intervals that miss the outcome: coverage below --min-coverage is a
+	// retrain reason.
+	if _, err := f.db.Exec(ctx, `UPDATE `+predT+` SET rul_lower = rul_hours + 20, rul_upper = rul_hours + 30`); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = Run(ctx, f.env(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Decision != DecisionRetrain || len(rep.Reasons) != 1 || !strings.Contains(rep.Reasons[0], "90 % interval covered 0.0 % of 1000 outcomes < --min-coverage 80.0 %") {
+		t.Errorf("missed intervals: %s %v", rep.Decision, rep.Reasons)
+	}
+	if err := f.db.QueryRow(ctx, `SELECT decision, reasons FROM `+monT+` WHERE run_id = $1`, rep.RunID).Scan(&decision, &reasons); err != nil || decision != "retrain" || len(reasons) != 1 {
+		t.Errorf("monitor_results row: %v %s %v", err, decision, reasons)
 	}
 }
 

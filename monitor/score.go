@@ -12,11 +12,15 @@ type prediction struct {
 	device string
 	at     time.Time
 	rul    float64
+	// lower, upper and level are the interval (nil: none was predicted).
+	lower, upper, level *float64
 }
 
 // outcome is a prediction whose true RUL is known.
 type outcome struct {
 	pred, truth float64
+	// lower, upper and level are the prediction's interval (nil: none).
+	lower, upper, level *float64
 }
 
 // resolve finds the true RUL of each prediction, capped at the horizon as
@@ -30,9 +34,9 @@ func resolve(preds []prediction, fails map[string][]time.Time, horizon float64, 
 		i := sort.Search(len(fs), func(i int) bool { return !fs[i].Before(p.at) })
 		switch {
 		case i < len(fs):
-			out = append(out, outcome{pred: p.rul, truth: math.Min(fs[i].Sub(p.at).Hours(), horizon)})
+			out = append(out, outcome{pred: p.rul, truth: math.Min(fs[i].Sub(p.at).Hours(), horizon), lower: p.lower, upper: p.upper, level: p.level})
 		case now.Sub(p.at).Hours() >= horizon:
-			out = append(out, outcome{pred: p.rul, truth: horizon})
+			out = append(out, outcome{pred: p.rul, truth: horizon, lower: p.lower, upper: p.upper, level: p.level})
 		default:
 			pending++
 		}
@@ -77,4 +81,36 @@ func phm08(d float64) float64 {
 		return math.Exp(-d/13) - 1
 	}
 	return math.Exp(d/10) - 1
+}
+
+// coverage measures, per interval level, how often the realized RUL fell in
+// the predicted interval [lower, upper] and the interval's mean width, over
+// the outcomes that had one. Levels are ascending.
+func coverage(os []outcome) []IntervalCoverage {
+	type acc struct {
+		n, in int
+		width float64
+	}
+	by := map[float64]*acc{}
+	for _, o := range os {
+		if o.lower == nil || o.upper == nil || o.level == nil {
+			continue
+		}
+		a := by[*o.level]
+		if a == nil {
+			a = &acc{}
+			by[*o.level] = a
+		}
+		a.n++
+		if o.truth >= *o.lower && o.truth <= *o.upper {
+			a.in++
+		}
+		a.width += *o.upper - *o.lower
+	}
+	out := make([]IntervalCoverage, 0, len(by))
+	for lv, a := range by {
+		out = append(out, IntervalCoverage{Level: lv, N: a.n, Coverage: float64(a.in) / float64(a.n), MeanWidth: a.width / float64(a.n)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Level < out[j].Level })
+	return out
 }

@@ -37,7 +37,8 @@ RMSE, PHM08 score, late-prediction rate. It compares the recent readings
 (the validation report of its training run) by PSI and KS per sensor.
 
 It decides "retrain" when the realized MAE is above --max-mae, or above
-(1 + --max-degradation) × the model's test MAE, or a sensor's PSI is above
+(1 + --max-degradation) × the model's test MAE, or an interval level's
+realized coverage is below --min-coverage, or a sensor's PSI is above
 --max-psi; else "ok". The report goes to runs/monitor-<time>/monitor.json
 (recorded as a run, so "runs list" shows it and MLflow gets it when tracking is
 configured) and, as a summary, to stdout. With --retrain it then runs
@@ -115,7 +116,9 @@ Exit status: 0 ok (or retrained and deployed, or "retrain" without --retrain),
 	bindFloat(f, "max-degradation", "monitor.max_degradation", d.MaxDegradation, "retrain when the realized MAE is above (1 + this) × the test MAE (0: off)")
 	bindFloat(f, "max-psi", "monitor.max_psi", d.MaxPSI, "retrain when a sensor's PSI is above this (0: off)")
 	bindInt(f, "min-outcomes", "monitor.min_outcomes", d.MinOutcomes, "predictions with a known outcome needed to judge performance")
+	bindFloat(f, "min-coverage", "monitor.min_coverage", d.MinCoverage, "retrain when an interval level's realized coverage is below this share (0: the level − 0.10; negative: off)")
 	bindString(f, "out", "monitor.out", "", "also write the report here")
+	bindBool(f, "to-db", "monitor.to_db", false, "also upsert the result into db.monitor_table (monitor_results, created by db migrate), for a dashboard")
 	bindBool(f, "retrain", "monitor.retrain", false, "run the pipeline when the decision is retrain")
 	bindString(f, "tenant", "db.tenant", "default", "tenant id")
 	return cmd
@@ -136,6 +139,9 @@ func printMonitor(w io.Writer, r *monitor.Report) error {
 		}
 		fmt.Fprintf(w, "performance: MAE %.3g h (test %s%s), RMSE %.3g h, score %.3g per prediction, late %.0f%%, early %.0f%%\n",
 			*p.MAE, test, deg, *p.RMSE, *p.ScoreMean, 100**p.LateRate, 100**p.EarlyRate)
+	}
+	for _, c := range p.Intervals {
+		fmt.Fprintf(w, "intervals: %g %% level covered %.1f %% of %d outcomes, mean width %.3g h\n", 100*c.Level, 100*c.Coverage, c.N, c.MeanWidth)
 	}
 	fmt.Fprintf(w, "drift against %s (%d readings):\n", r.Drift.Reference, r.Drift.Readings)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -47,6 +47,7 @@ func Quote(col string) string { return pgx.Identifier{col}.Sanitize() }
 func (c Config) Check() error {
 	for _, t := range []struct{ key, name string }{
 		{"db.sensor_table", c.SensorTable}, {"db.failure_table", c.FailureTable}, {"db.prediction_table", c.PredictionTable},
+		{"db.monitor_table", c.MonitorTableName()},
 	} {
 		if _, err := Table(t.name); err != nil {
 			return fmt.Errorf("%s: %w", t.key, err)
@@ -111,6 +112,7 @@ func Migrate(ctx context.Context, db interface {
 	sensorT, _ := Table(c.SensorTable)
 	failT, _ := Table(c.FailureTable)
 	predT, _ := Table(c.PredictionTable)
+	monT, _ := Table(c.MonitorTableName())
 
 	tx, err := db.Begin(ctx)
 	if err != nil {
@@ -170,10 +172,31 @@ func Migrate(ctx context.Context, db interface {
 	for _, col := range []string{"rul_lower", "rul_upper", "interval_level"} {
 		stmts = append(stmts, fmt.Sprintf(`ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s DOUBLE PRECISION`, predT.Sanitize(), Quote(col)))
 	}
-	// The prediction interval of `score` (tables created before it).
-	for _, col := range []string{"rul_lower", "rul_upper", "interval_level"} {
-		stmts = append(stmts, fmt.Sprintf(`ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s DOUBLE PRECISION`, predT.Sanitize(), col))
-	}
+	// monitor --to-db: one row per check, what a dashboard plots over time.
+	stmts = append(stmts, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
+  tenant_id TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  checked_at TIMESTAMPTZ NOT NULL,
+  model_version TEXT NOT NULL,
+  predictions INTEGER NOT NULL,
+  outcomes INTEGER NOT NULL,
+  pending INTEGER NOT NULL,
+  realized_mae DOUBLE PRECISION,
+  realized_rmse DOUBLE PRECISION,
+  score_mean DOUBLE PRECISION,
+  late_rate DOUBLE PRECISION,
+  degradation DOUBLE PRECISION,
+  max_psi DOUBLE PRECISION,
+  interval_level DOUBLE PRECISION,
+  coverage DOUBLE PRECISION,
+  interval_width DOUBLE PRECISION,
+  decision TEXT NOT NULL,
+  reasons TEXT[] NOT NULL,
+  report JSONB NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, run_id)
+)`, monT.Sanitize()),
+		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (tenant_id, checked_at)`, Quote(indexName(monT, "tenant_time_idx")), monT.Sanitize()))
 	for _, s := range c.Sensors {
 		stmts = append(stmts, fmt.Sprintf(`ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s DOUBLE PRECISION`, sensorT.Sanitize(), Quote(s)))
 		if existing != nil && existing[s] == "" {
@@ -185,7 +208,7 @@ func Migrate(ctx context.Context, db interface {
 			return nil, fmt.Errorf("migrate: %w", err)
 		}
 	}
-	res.Tables = []string{c.SensorTable, c.FailureTable, c.PredictionTable}
+	res.Tables = []string{c.SensorTable, c.FailureTable, c.PredictionTable, c.MonitorTableName()}
 	if ts != "" {
 		for _, t := range []pgx.Identifier{sensorT, predT} {
 			// The legacy signature works on every TimescaleDB 2.x.

@@ -48,14 +48,14 @@ func testMigrate(t *testing.T, db testutil.Database) {
 		t.Fatal(err)
 	}
 	if db.TimescaleDB {
-		if len(res.Tables) != 3 || res.TimescaleDB == "" || fmt.Sprint(res.Hypertables) != fmt.Sprint([]string{c.SensorTable, c.PredictionTable}) {
+		if len(res.Tables) != 4 || res.TimescaleDB == "" || fmt.Sprint(res.Hypertables) != fmt.Sprint([]string{c.SensorTable, c.PredictionTable}) {
 			t.Fatalf("result %+v, want hypertables on TimescaleDB", res)
 		}
 		var n int
 		if err := pool.QueryRow(ctx, `SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name IN ('sensor_data', 'rul_predictions')`).Scan(&n); err != nil || n != 2 {
 			t.Fatalf("%d hypertables (%v), want 2", n, err)
 		}
-	} else if len(res.Tables) != 3 || len(res.Hypertables) != 0 || res.TimescaleDB != "" || len(res.AddedColumns) != 0 {
+	} else if len(res.Tables) != 4 || len(res.Hypertables) != 0 || res.TimescaleDB != "" || len(res.AddedColumns) != 0 {
 		t.Fatalf("result %+v (this server has no TimescaleDB)", res)
 	}
 	cols, err := TableColumns(ctx, pool, c.SensorTable)
@@ -73,7 +73,7 @@ func testMigrate(t *testing.T, db testutil.Database) {
 	if err := pool.QueryRow(ctx, `SELECT collation_name FROM information_schema.columns WHERE table_name = 'sensor_data' AND column_name = 'device_id'`).Scan(&coll); err != nil || coll != "C" {
 		t.Fatalf("device_id collation %q (%v), want C", coll, err)
 	}
-	for _, tbl := range []string{c.FailureTable, c.PredictionTable} {
+	for _, tbl := range []string{c.FailureTable, c.PredictionTable, c.MonitorTableName()} {
 		if _, err := TableColumns(ctx, pool, tbl); err != nil {
 			t.Fatal(err)
 		}
@@ -174,7 +174,7 @@ func TestMigrateNotPreloaded(t *testing.T) {
 	if err != nil {
 		t.Fatalf("timescaledb auto, not preloaded: %v", err)
 	}
-	if len(res.Tables) != 3 || len(res.Hypertables) != 0 || res.TimescaleDB != "" {
+	if len(res.Tables) != 4 || len(res.Hypertables) != 0 || res.TimescaleDB != "" {
 		t.Fatalf("result %+v, want plain tables", res)
 	}
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "does not preload it (shared_preload_libraries): creating plain tables") {
