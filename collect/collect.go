@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/pg"
@@ -170,6 +171,10 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	}
 	if opts.Out == opts.FailuresOut {
 		return nil, fmt.Errorf("%w: --out and --failures-out are both %s", exitcode.ErrUsage, opts.Out)
+	}
+	if err := atomicfile.CheckOutputs([]atomicfile.Path{atomicfile.P("--source", path), atomicfile.P("--failures", opts.Failures), atomicfile.P("--rul", opts.RUL)},
+		[]atomicfile.Path{atomicfile.P("--out", opts.Out), atomicfile.P("--failures-out", opts.FailuresOut)}); err != nil {
+		return nil, err
 	}
 	flt, err := opts.filter()
 	if err != nil {

@@ -134,6 +134,10 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	if err := atomicfile.CheckOutputs([]atomicfile.Path{atomicfile.P("--predictions", opts.Predictions), atomicfile.P("--model", opts.Model), atomicfile.P("--windows", opts.Windows), atomicfile.P("--compare", opts.Compare)},
+		[]atomicfile.Path{atomicfile.P("--metrics", opts.Metrics), atomicfile.P("--report", opts.Report), atomicfile.P("--html", opts.HTML)}); err != nil {
+		return nil, err
+	}
 	res := &Result{Predictions: opts.Predictions}
 	warn := func(msg string) {
 		env.Log.Warn(msg)

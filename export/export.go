@@ -134,6 +134,10 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	if err := checkOptions(opts); err != nil {
 		return nil, err
 	}
+	if err := atomicfile.CheckOutputs([]atomicfile.Path{atomicfile.P("--model", opts.Model), atomicfile.P("--windows", opts.Windows), atomicfile.P("--stats", opts.Stats), atomicfile.P("--metrics", opts.Metrics)},
+		[]atomicfile.Path{atomicfile.P("--out", opts.Out)}); err != nil {
+		return nil, err
+	}
 	ck, err := model.Load(opts.Model)
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)

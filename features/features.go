@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/runenv"
@@ -79,6 +80,10 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	start := time.Now()
 	s, err := opts.check()
 	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.CheckOutputs([]atomicfile.Path{atomicfile.P("--labeled", opts.Labeled), atomicfile.P("--test-source", opts.TestSource)},
+		[]atomicfile.Path{atomicfile.P("--out", s.Out), atomicfile.P("--stats", s.Stats), atomicfile.P("--bucket-out", s.BucketOut)}); err != nil {
 		return nil, err
 	}
 	r := &run{s: s, env: env, workers: opts.Workers}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/rul"
@@ -100,6 +101,10 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	}
 	if opts.Readings == "" || opts.Out == "" {
 		return nil, fmt.Errorf("label: %w: readings and out must be named", exitcode.ErrUsage)
+	}
+	if err := atomicfile.CheckOutputs([]atomicfile.Path{atomicfile.P("--readings", opts.Readings), atomicfile.P("--failures", opts.Failures)},
+		[]atomicfile.Path{atomicfile.P("--out", opts.Out)}); err != nil {
+		return nil, err
 	}
 	if rules.Thresholds.Warning > rules.Horizon {
 		env.Log.Warn("label: the warning threshold exceeds the horizon: no row can be normal",

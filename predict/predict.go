@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/infer"
 	"github.com/modax/modax-ml/internal/runenv"
@@ -80,6 +81,10 @@ func (o Options) validate() error {
 // Run predicts and writes the predictions file.
 func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.CheckOutputs([]atomicfile.Path{atomicfile.P("--model", opts.Model), atomicfile.P("--windows", opts.Windows)},
+		[]atomicfile.Path{atomicfile.P("--out", opts.Out)}); err != nil {
 		return nil, err
 	}
 	workers := opts.Workers

@@ -124,6 +124,10 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	if err := atomicfile.CheckOutputs([]atomicfile.Path{atomicfile.P("--windows", opts.Windows), atomicfile.P("--stats", opts.Stats)},
+		[]atomicfile.Path{atomicfile.P("--out", opts.Out), atomicfile.P("--out (optimizer state)", SidecarPath(opts.Out))}); err != nil {
+		return nil, err
+	}
 	if opts.Model == ModelRidge {
 		return runRidge(ctx, env, opts)
 	}

@@ -89,6 +89,10 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Report, error) {
 	if err := opts.check(); err != nil {
 		return nil, fmt.Errorf("validate: %w: %w", exitcode.ErrUsage, err)
 	}
+	if err := atomicfile.CheckOutputs([]atomicfile.Path{atomicfile.P("--readings", opts.Readings), atomicfile.P("--failures", opts.Failures), atomicfile.P("--reference", opts.Reference)},
+		[]atomicfile.Path{atomicfile.P("--out", opts.Out)}); err != nil {
+		return nil, err
+	}
 	v := &validator{opts: opts, env: env, skipped: map[string]string{}, rules: opts.Rules(), devices: map[deviceKey]*device{}}
 	start := time.Now()
 	locs := []string{opts.Readings}

@@ -53,6 +53,13 @@ func TestScript(t *testing.T) {
 			// metrics.json (test MAE), model.onnx}.
 			"modax-fixture": modaxFixture,
 			"gen-labeled":   cmdGenLabeled, // features_script_test.go
+			// hardlink NEW OLD: a second name for the file OLD.
+			"hardlink": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 2 {
+					ts.Fatalf("usage: hardlink NEW OLD")
+				}
+				ts.Check(os.Link(ts.MkAbs(args[1]), ts.MkAbs(args[0])))
+			},
 			// exitcode N cmd args...: run cmd and check its exit status is N.
 			"exitcode": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) < 2 {

@@ -155,9 +155,9 @@ func TestCheckOutputs(t *testing.T) {
 	if err := os.Link(in, hard); err != nil {
 		t.Fatal(err)
 	}
-	inputs := []Path{{"--windows", in}}
+	inputs := []Path{P("--windows", in)}
 	for _, out := range []string{in, filepath.Join(dir, ".", "in.parquet"), sym, hard} {
-		err := CheckOutputs(inputs, []Path{{"--out", out}})
+		err := CheckOutputs(inputs, []Path{P("--out", out)})
 		if exitcode.Code(err) != exitcode.Usage || !strings.Contains(err.Error(), "--out "+out+" is the input --windows") {
 			t.Errorf("%s: got %v", out, err)
 		}

@@ -63,3 +63,6 @@ func skip(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && !fi.Mode().IsRegular() && !fi.IsDir()
 }
+
+// P is the file argument path of flag.
+func P(flag, path string) Path { return Path{Flag: flag, Path: path} }
