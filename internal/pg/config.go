@@ -2,12 +2,6 @@
 // and monitor: connection from config or libpq environment, quoted identifiers.
 package pg
 
-import (
-	"net/url"
-	"regexp"
-	"strings"
-)
-
 // Config names the database and the tables modax-ml reads and writes.
 type Config struct {
 	// DSN is a libpq connection string or URL. Empty: libpq's PG* environment
@@ -51,29 +45,4 @@ func DefaultConfig() Config {
 		Sensors:         append([]string(nil), DefaultSensors...),
 		TimescaleDB:     "auto",
 	}
-}
-
-var kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
-
-// Redact hides the password of a DSN (URL or key=value form).
-func Redact(dsn string) string {
-	if dsn == "" {
-		return ""
-	}
-	if strings.Contains(dsn, "://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return "<unparseable DSN redacted>"
-		}
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		}
-		q := u.Query()
-		if q.Has("password") {
-			q.Set("password", "xxxxx")
-			u.RawQuery = q.Encode()
-		}
-		return u.String()
-	}
-	return kvPassword.ReplaceAllString(dsn, "${1}xxxxx")
 }

@@ -57,9 +57,7 @@ func PoolConfig(c Config) (*pgxpool.Config, error) {
 		if errors.As(err, &pce) && pce.Unwrap() != nil {
 			reason = pce.Unwrap().Error()
 		}
-		if pw := passwordOf(c.dsn()); pw != "" {
-			reason = strings.ReplaceAll(reason, pw, "xxxxx")
-		}
+		reason = Scrub(reason, c.dsn())
 		return nil, fmt.Errorf("invalid database DSN (db.dsn, %s or PG* variables): %s", EnvDSN, reason)
 	}
 	rp := pc.ConnConfig.RuntimeParams
@@ -72,17 +70,6 @@ func PoolConfig(c Config) (*pgxpool.Config, error) {
 	}
 	pc.MaxConns = 4
 	return pc, nil
-}
-
-// passwordOf extracts the password of a DSN, if any, for scrubbing messages.
-func passwordOf(dsn string) string {
-	if dsn == "" {
-		return os.Getenv("PGPASSWORD")
-	}
-	if cfg, err := pgconn.ParseConfig(dsn); err == nil {
-		return cfg.Password
-	}
-	return ""
 }
 
 // Connect opens a connection pool and checks that the server answers. Errors
