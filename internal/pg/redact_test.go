@@ -98,7 +98,11 @@ func FuzzRedact(f *testing.F) {
 		if got == unparseable || got == "" {
 			return
 		}
-		ps, ok := params(got)
+		parse := kvParams
+		if strings.Contains(dsn, "://") {
+			parse = urlParams // the form of the input, however the URL prints
+		}
+		ps, ok := parse(got)
 		if !ok {
 			t.Fatalf("Redact(%q) = %q, which does not parse", dsn, got)
 		}
