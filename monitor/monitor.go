@@ -376,18 +376,18 @@ func decide(rep *Report, o Options) {
 	}
 	for i := range rep.Performance.Intervals {
 		c := &rep.Performance.Intervals[i]
-		min := o.MinCoverage
-		if min == 0 {
-			min = c.Level - 0.10
+		limit := o.MinCoverage
+		if limit == 0 {
+			limit = c.Level - 0.10
 		}
 		switch {
 		case o.MinCoverage < 0:
 		case c.N < o.MinOutcomes:
 			rep.Notes = append(rep.Notes, fmt.Sprintf("%g %% interval coverage not judged: %d outcomes with an interval, fewer than --min-outcomes %d", 100*c.Level, c.N, o.MinOutcomes))
 		default:
-			c.MinCoverage = ptr(min)
-			if c.Coverage < min {
-				rep.Reasons = append(rep.Reasons, fmt.Sprintf("%g %% interval covered %.1f %% of %d outcomes < --min-coverage %.1f %%", 100*c.Level, 100*c.Coverage, c.N, 100*min))
+			c.MinCoverage = ptr(limit)
+			if c.Coverage < limit {
+				rep.Reasons = append(rep.Reasons, fmt.Sprintf("%g %% interval covered %.1f %% of %d outcomes < --min-coverage %.1f %%", 100*c.Level, 100*c.Coverage, c.N, 100*limit))
 			}
 		}
 	}
