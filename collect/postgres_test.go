@@ -95,7 +95,7 @@ func TestPostgresCollect(t *testing.T) {
 	testutil.EachDatabase(t, testPostgresCollect)
 }
 
-func testPostgresCollect(t *testing.T, tdb testutil.Database) {
+func testPostgresCollect(t *testing.T, tdb testutil.Database) { //nolint:thelper // a subtest body run by testutil.EachDatabase
 	db := newFleetDB(t, tdb.DSN)
 	ctx := context.Background()
 	if tdb.TimescaleDB {

@@ -77,7 +77,7 @@ func TestGrafanaDashboard(t *testing.T) {
 	if d.Title == "" || len(d.Panels) < 4 || !tables["monitor_results"] || !tables["rul_predictions"] {
 		t.Fatalf("dashboard %q: %d panels, tables %v", d.Title, len(d.Panels), tables)
 	}
-	testutil.EachDatabase(t, func(t *testing.T, tdb testutil.Database) {
+	testutil.EachDatabase(t, func(t *testing.T, tdb testutil.Database) { //nolint:thelper // a subtest body
 		ctx := context.Background()
 		conn, err := pgx.Connect(ctx, tdb.DSN)
 		if err != nil {

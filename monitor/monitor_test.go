@@ -303,7 +303,7 @@ func TestMonitorGoodModel(t *testing.T) {
 	testutil.EachDatabase(t, testMonitorGoodModel)
 }
 
-func testMonitorGoodModel(t *testing.T, tdb testutil.Database) {
+func testMonitorGoodModel(t *testing.T, tdb testutil.Database) { //nolint:thelper // a subtest body run by testutil.EachDatabase
 	f := newFleetOn(t, tdb)
 	f.plant(t, "v1", 0, 0)
 	rep, err := Run(context.Background(), f.env(), f.opts())

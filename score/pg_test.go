@@ -19,7 +19,7 @@ import (
 // batch query an index scan of the sensor table (EXPLAIN: never a sequential
 // scan of the table or of a chunk), and --to-db idempotent.
 func TestPostgres(t *testing.T) {
-	testutil.EachDatabase(t, func(t *testing.T, db testutil.Database) {
+	testutil.EachDatabase(t, func(t *testing.T, db testutil.Database) { //nolint:thelper // a subtest body run by testutil.EachDatabase
 		ctx := context.Background()
 		dir := t.TempDir()
 		ckpt, _, readings, failures := pipeline(t, dir)

@@ -161,7 +161,7 @@ func SyncDir(dir string) error {
 	return nil
 }
 
-// RenameHook, when set (tests only), runs before every rename this package
+// RenameHook is a test hook: when set (tests only), it runs before every rename this package
 // does, with the rename's 1-based number in the process; an error it returns
 // is the rename's error.
 var RenameHook func(n int, from, to string) error

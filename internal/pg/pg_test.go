@@ -40,7 +40,7 @@ func TestMigrate(t *testing.T) {
 	testutil.EachDatabase(t, testMigrate)
 }
 
-func testMigrate(t *testing.T, db testutil.Database) {
+func testMigrate(t *testing.T, db testutil.Database) { //nolint:thelper // a subtest body run by testutil.EachDatabase
 	ctx := context.Background()
 	c, pool := testPool(t, db.DSN)
 	res, err := Migrate(ctx, pool, c, TimescaleAuto, quietLog)
@@ -201,7 +201,7 @@ func TestLoad(t *testing.T) {
 	testutil.EachDatabase(t, testLoad)
 }
 
-func testLoad(t *testing.T, db testutil.Database) {
+func testLoad(t *testing.T, db testutil.Database) { //nolint:thelper // a subtest body run by testutil.EachDatabase
 	ctx := context.Background()
 	c, pool := testPool(t, db.DSN)
 	dir := t.TempDir()
