@@ -40,9 +40,16 @@ also on warnings, --fail-on none never.`,
 			if rep == nil {
 				return err
 			}
-			if !a.cfg.Quiet || rep.Status != validate.OK {
+			switch {
+			case !a.cfg.Quiet:
 				if serr := rep.WriteSummary(a.errOut, opts.Out); serr != nil && err == nil {
 					err = serr
+				}
+			default: // --quiet: only the warnings and errors, one line each
+				for _, f := range rep.Findings {
+					if f.Severity == validate.Warning || f.Severity == validate.Error {
+						fmt.Fprintf(a.errOut, "validate: %s: %s: %s\n", f.Severity, f.Check, f.Message)
+					}
 				}
 			}
 			if eerr := a.emit(rep, func(io.Writer) error { return nil }); eerr != nil && err == nil {
