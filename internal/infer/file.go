@@ -109,7 +109,7 @@ func PredictFile(ctx context.Context, env *runenv.Env, m *Model, spec Spec) (*Su
 	if err != nil {
 		return nil, err
 	}
-	rescaled := !tr.identity
+	rescaled := tr.rescaled
 	meta.MustSet(MetaPredict, PredictMeta{Splits: spec.Splits, LastWindowOnly: spec.LastWindowOnly, Format: m.Format, Rescaled: rescaled})
 	if err := dataset.WritePredictions(spec.Out, ps, meta); err != nil {
 		return nil, err

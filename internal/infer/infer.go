@@ -40,7 +40,11 @@ type Model struct {
 	Window   int      // time steps per window
 	// Scaler is the scaling the model's input must have; nil when the model
 	// takes raw sensor values (an ONNX export with the scaler inside).
-	Scaler     *dataset.Scaler
+	Scaler *dataset.Scaler
+	// trained is the scaler of the model's training windows (set for an ONNX
+	// model, whose Scaler is nil when the graph scales inside): windows
+	// scaled with it are un-scaled to the graph's raw input, not re-scaled.
+	trained    *dataset.Scaler
 	Horizon    float64
 	Thresholds dataset.Thresholds
 	// Calibration gives predictions their intervals (nil: uncalibrated).
@@ -125,10 +129,13 @@ func Check(m *Model, wm dataset.WindowsMeta, loc string) error {
 }
 
 // transform maps the windows file's scaled values to the model's input:
-// y = a[f]·x + b[f] per feature. identity is true when nothing is to be done.
+// y = a[f]·x + b[f] per feature. identity is true when nothing is to be done;
+// rescaled when the windows were scaled otherwise than the model's training
+// windows (un-scaling them for a graph that scales inside is not that).
 type transform struct {
 	a, b     []float64
 	identity bool
+	rescaled bool
 }
 
 // sameScaling reports whether two scalers map raw values identically.
@@ -158,6 +165,7 @@ func newTransform(m *Model, file dataset.Scaler, loc string) (transform, error) 
 	if len(file.Offset) != n || len(file.Scale) != n {
 		return t, fmt.Errorf("%s: scaler has %d/%d parameters for %d features", loc, len(file.Offset), len(file.Scale), n)
 	}
+	t.rescaled = m.Scaler != nil || m.trained == nil || !sameScaling(m.trained, &file)
 	for j := range n {
 		// raw = x·sw + ow; model input = (raw − om)/sm
 		sw, ow := file.Scale[j], file.Offset[j]
@@ -239,7 +247,7 @@ func Predict(ctx context.Context, env *runenv.Env, m *Model, w *dataset.Windows,
 	if err != nil {
 		return nil, err
 	}
-	if !tr.identity {
+	if tr.rescaled {
 		env.Log.Info("rescaling windows to the model's scaler", "windows", loc, "model", m.Path)
 	}
 	if m.Thresholds != (dataset.Thresholds{}) && m.Thresholds != w.Meta.Thresholds {

@@ -66,6 +66,7 @@ func LoadONNX(path string, workers int) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load %s: metadata %s: %w", path, onnxmodel.MetaScalerEmbedded, err)
 	}
+	m.trained = &sc
 	if !embedded {
 		if !sc.PerCondition() && (len(sc.Offset) != len(m.Features) || len(sc.Scale) != len(m.Features)) {
 			return nil, fmt.Errorf("load %s: scaler has %d/%d parameters for %d features", path, len(sc.Offset), len(sc.Scale), len(m.Features))
