@@ -363,6 +363,11 @@ func killTrain(t *testing.T, c config.Config, id string) {
 	if !strings.Contains(err.Error(), "interrupted in epoch 2") {
 		t.Fatalf("killed run %s: %v, want an interruption in epoch 2", id, err)
 	}
+	// The hint names what continues a pipeline run, never train's
+	// --resume CHECKPOINT (which `pipeline run --resume` takes for a run id).
+	if want := "(continue with modax-ml pipeline run --resume " + id + ")"; !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "--resume "+c.Dir) {
+		t.Fatalf("killed run %s: %v, want the hint %q", id, err, want)
+	}
 }
 
 // TestRealResumeContinuesTraining: a resume of a run killed during train

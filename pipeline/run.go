@@ -312,6 +312,10 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	defer logf.Close()
 	stageEnv := *env
 	stageEnv.RunID = r.runID
+	// An interrupted stage's hint names the pipeline's resume, not the
+	// stage command's --resume flag (which `pipeline run` would take for a
+	// run id).
+	stageEnv.Resume = "modax-ml pipeline run --resume " + r.runID
 	stageEnv.Log = slog.New(slog.NewMultiHandler(env.Log.Handler(), slog.NewJSONHandler(logf, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	r.env, r.log = &stageEnv, stageEnv.Log
 

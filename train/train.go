@@ -266,10 +266,18 @@ func runLSTM(ctx context.Context, env *runenv.Env, o Options) (*Result, error) {
 	}
 	res.Seconds = time.Since(start).Seconds()
 	if rfIntr != nil {
-		return res, fmt.Errorf("train: refit %w; wrote %s with the selection run's best weights (--resume %s --refit redoes the refit)", rfIntr, o.Out, o.Out)
+		redo := "--resume " + o.Out + " --refit"
+		if env.Resume != "" {
+			redo = env.Resume
+		}
+		return res, fmt.Errorf("train: refit %w; wrote %s with the selection run's best weights (%s redoes the refit)", rfIntr, o.Out, redo)
 	}
 	if intr != nil {
-		return res, fmt.Errorf("train: %w; wrote %s and %s (continue with --resume %s)", intr, o.Out, res.Optimizer, o.Out)
+		cont := "--resume " + o.Out
+		if env.Resume != "" {
+			cont = env.Resume
+		}
+		return res, fmt.Errorf("train: %w; wrote %s and %s (continue with %s)", intr, o.Out, res.Optimizer, cont)
 	}
 	return res, nil
 }

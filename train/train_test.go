@@ -197,6 +197,9 @@ func TestTrainInterruptResume(t *testing.T) {
 	if !strings.Contains(err.Error(), "epoch 2 after batch 5") || res == nil || res.Epochs != 1 {
 		t.Fatalf("interrupted run: %v, %+v", err, res)
 	}
+	if want := "(continue with --resume " + o.Out + ")"; !strings.Contains(err.Error(), want) {
+		t.Errorf("interrupted run: %v, want the hint %q", err, want)
+	}
 	if _, err := model.Load(o.Out); err != nil {
 		t.Fatal("no checkpoint after the interruption:", err)
 	}

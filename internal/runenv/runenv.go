@@ -23,6 +23,11 @@ type Env struct {
 	Now         func() time.Time
 	// Workers bounds the goroutines a stage fans out to (default GOMAXPROCS).
 	Workers int
+	// Resume is the command that continues an interrupted stage from the
+	// checkpoint it wrote, named in the stage's error ("modax-ml pipeline
+	// run --resume RUN_ID" inside a pipeline). Empty: the stage's own
+	// --resume flag.
+	Resume string
 }
 
 // New returns an Env with the given logger and progress factory.
