@@ -39,20 +39,81 @@ func (nop) SetTotal(int64)  {}
 func (nop) Describe(string) {}
 func (nop) Finish()         {}
 
-// Terminal returns a Factory drawing one-line bars on w (a terminal), at most
-// ten times a second.
-func Terminal(w io.Writer) Factory {
-	var mu sync.Mutex // one bar line at a time on w
+// Term is a terminal shared by the progress bars and every other writer of
+// it (the logger, error messages). A write clears the bar line, prints, and
+// redraws the bar below, so no line ever starts after bar text; bars draw at
+// most ten times a second. Use Term as the log's writer and Bars as the
+// stage's Factory.
+type Term struct {
+	w        io.Writer
+	interval time.Duration // least time between two draws of a bar
+
+	mu     sync.Mutex
+	line   string // the bar line on screen ("" when none)
+	midRow bool   // the last write left the cursor after text on its row
+}
+
+// NewTerm returns a Term writing to w (a terminal).
+func NewTerm(w io.Writer) *Term {
+	return &Term{w: w, interval: 100 * time.Millisecond}
+}
+
+// Write writes p (log lines) above the bar: the bar line is cleared first and
+// redrawn after p, once p ends its line.
+func (t *Term) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.line != "" && !t.midRow {
+		if _, err := io.WriteString(t.w, "\r\033[K"); err != nil {
+			return 0, err
+		}
+	}
+	n, err := t.w.Write(p)
+	if err != nil || len(p) == 0 {
+		return n, err
+	}
+	t.midRow = p[len(p)-1] != '\n'
+	if t.line != "" && !t.midRow {
+		_, err = io.WriteString(t.w, t.line)
+	}
+	return n, err
+}
+
+// draw puts a bar's line on screen; a final line ends its row and is not
+// redrawn. Nothing is drawn while a write has not ended its row.
+func (t *Term) draw(line string, final bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case final && t.midRow:
+		io.WriteString(t.w, "\n"+line+"\n")
+		t.line, t.midRow = "", false
+	case final:
+		io.WriteString(t.w, "\r\033[K"+line+"\n")
+		t.line = ""
+	case t.midRow:
+	default:
+		io.WriteString(t.w, "\r\033[K"+line)
+		t.line = line
+	}
+}
+
+// Bars returns a Factory drawing one-line bars on the terminal.
+func (t *Term) Bars() Factory {
 	return func(label, unit string, total int64) Bar {
-		b := &termBar{w: w, mu: &mu, label: label, unit: unit, start: time.Now()}
+		b := &termBar{t: t, label: label, unit: unit, start: time.Now()}
 		b.total.Store(total)
 		return b
 	}
 }
 
+// Terminal returns a Factory drawing one-line bars on w (a terminal). Other
+// writes to w should go through a Term (NewTerm(w).Bars() is the same
+// Factory).
+func Terminal(w io.Writer) Factory { return NewTerm(w).Bars() }
+
 type termBar struct {
-	w           io.Writer
-	mu          *sync.Mutex
+	t           *Term
 	label, unit string
 	start       time.Time
 	done, total atomic.Int64
@@ -64,7 +125,7 @@ type termBar struct {
 func (b *termBar) Add(n int64) {
 	b.done.Add(n)
 	now := time.Now().UnixNano()
-	if last := b.last.Load(); now-last > int64(100*time.Millisecond) && b.last.CompareAndSwap(last, now) {
+	if last := b.last.Load(); now-last >= int64(b.t.interval) && b.last.CompareAndSwap(last, now) {
 		b.draw(false)
 	}
 }
@@ -83,8 +144,6 @@ func (b *termBar) draw(final bool) {
 	if b.finished.Load() && !final {
 		return
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	done, total := b.done.Load(), b.total.Load()
 	el := time.Since(b.start).Seconds()
 	rate := 0.0
@@ -92,7 +151,7 @@ func (b *termBar) draw(final bool) {
 		rate = float64(done) / el
 	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "\r\033[K%s ", b.label)
+	fmt.Fprintf(&sb, "%s ", b.label)
 	if total > 0 {
 		frac := min(float64(done)/float64(total), 1)
 		const width = 24
@@ -110,10 +169,7 @@ func (b *termBar) draw(final bool) {
 	if d, ok := b.desc.Load().(string); ok && d != "" {
 		sb.WriteString(" " + d)
 	}
-	if final {
-		sb.WriteString("\n")
-	}
-	io.WriteString(b.w, sb.String())
+	b.t.draw(sb.String(), final)
 }
 
 // Human formats a count with a k/M/G suffix.
