@@ -48,9 +48,26 @@ type app struct {
 	log *slog.Logger
 }
 
+// testPanicEnv is a hidden test hook: set to 1, run panics before doing
+// anything, so a test can check the recover guard.
+const testPanicEnv = "MODAX_ML_TEST_PANIC"
+
 // run executes the CLI with args and streams and returns the exit code. It is
 // the whole program; main only calls it.
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+	// Last line of defence: a panic is a bug, never an answer to any input.
+	// It exits 1 with a bug-report message instead of a Go stack trace.
+	defer func() {
+		if p := recover(); p != nil {
+			fmt.Fprintf(stderr, "modax-ml: internal error: %v\n"+
+				"modax-ml: this is a bug in modax-ml %s; please report it with the command line and this message\n",
+				p, version.Get().Version)
+			code = exitcode.Error
+		}
+	}()
+	if os.Getenv(testPanicEnv) == "1" {
+		panic("test panic (" + testPanicEnv + "=1)")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a := &app{in: stdin, out: stdout, errOut: stderr, stderrTTY: isTerminal(stderr)}
@@ -71,7 +88,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if ctx.Err() != nil && !errors.Is(err, context.Canceled) {
 		err = fmt.Errorf("%w (%w)", err, context.Canceled)
 	}
-	code := exitcode.Code(err)
+	code = exitcode.Code(err)
 	if a.log != nil && code != exitcode.Usage {
 		a.log.Error(err.Error(), "exit_code", code)
 	} else {
