@@ -42,6 +42,9 @@ type app struct {
 	out       io.Writer
 	errOut    io.Writer
 	stderrTTY bool
+	// term is stderr on a terminal: errOut writes through it, so a log line
+	// clears the progress bar, prints, and the bar is redrawn below.
+	term *progress.Term
 
 	v   *viper.Viper
 	cfg config.Config
@@ -71,11 +74,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a := &app{in: stdin, out: stdout, errOut: stderr, stderrTTY: isTerminal(stderr)}
+	if a.stderrTTY {
+		a.term = progress.NewTerm(stderr)
+		a.errOut = a.term
+	}
 	root := newRootCmd(a)
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetErr(a.errOut)
 	usageArgs(root)
 	groupCommands(root)
 	err := root.ExecuteContext(ctx)
@@ -92,7 +99,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	if a.log != nil && code != exitcode.Usage {
 		a.log.Error(err.Error(), "exit_code", code)
 	} else {
-		fmt.Fprintf(stderr, "modax-ml: %v\n", err)
+		fmt.Fprintf(a.errOut, "modax-ml: %v\n", err)
 	}
 	return code
 }
@@ -383,8 +390,8 @@ func newLogger(w io.Writer, tty bool, c config.Log, quiet bool) (*slog.Logger, e
 // without --quiet; NO_COLOR is honoured by drawing no colour at all.
 func (a *app) env() *runenv.Env {
 	prog := progress.None
-	if a.stderrTTY && !a.cfg.Quiet && os.Getenv("CI") == "" {
-		prog = progress.Terminal(a.errOut)
+	if a.term != nil && !a.cfg.Quiet && os.Getenv("CI") == "" {
+		prog = a.term.Bars()
 	}
 	return runenv.New(a.log, prog, a.cfg.RunID)
 }

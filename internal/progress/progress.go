@@ -80,11 +80,13 @@ func (t *Term) Write(p []byte) (int, error) {
 }
 
 // draw puts a bar's line on screen; a final line ends its row and is not
-// redrawn. Nothing is drawn while a write has not ended its row.
-func (t *Term) draw(line string, final bool) {
+// redrawn. Nothing is drawn while a write has not ended its row, nor for a
+// finished bar but its final line.
+func (t *Term) draw(b *termBar, line string, final bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
+	case !final && b.finished.Load():
 	case final && t.midRow:
 		io.WriteString(t.w, "\n"+line+"\n")
 		t.line, t.midRow = "", false
@@ -92,6 +94,7 @@ func (t *Term) draw(line string, final bool) {
 		io.WriteString(t.w, "\r\033[K"+line+"\n")
 		t.line = ""
 	case t.midRow:
+		t.line = line // drawn when the row ends
 	default:
 		io.WriteString(t.w, "\r\033[K"+line)
 		t.line = line
@@ -169,7 +172,7 @@ func (b *termBar) draw(final bool) {
 	if d, ok := b.desc.Load().(string); ok && d != "" {
 		sb.WriteString(" " + d)
 	}
-	b.t.draw(sb.String(), final)
+	b.t.draw(b, sb.String(), final)
 }
 
 // Human formats a count with a k/M/G suffix.
