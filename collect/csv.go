@@ -19,25 +19,28 @@ import (
 )
 
 // timeLayouts are the ISO-8601 forms a timestamp may take; without a zone
-// the time is UTC.
-var timeLayouts = []string{
-	time.RFC3339Nano,
-	"2006-01-02T15:04:05.999999999Z0700",
-	"2006-01-02T15:04:05.999999999",
-	"2006-01-02 15:04:05.999999999Z07:00",
-	"2006-01-02 15:04:05.999999999Z0700",
-	"2006-01-02 15:04:05.999999999 Z07:00",
-	"2006-01-02 15:04:05.999999999",
-	"2006-01-02T15:04Z07:00",
-	"2006-01-02T15:04",
-	"2006-01-02 15:04",
-	"2006-01-02",
-}
+// the time is UTC. The zone may be Z, ±hh:mm, ±hhmm, ±hh or ±hh:mm:ss: the
+// last two are how PostgreSQL (COPY ... CSV, psql) and DuckDB export a
+// timestamptz, "2024-01-01 00:00:00+00", "2024-01-01 05:30:00.123+05:30",
+// "1900-01-01 00:00:00+00:53:28".
+var timeLayouts = func() []string {
+	var ls []string
+	for _, date := range []string{"2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999"} {
+		for _, zone := range []string{"Z07:00", "Z0700", "Z07", "Z07:00:00", " Z07:00", ""} {
+			ls = append(ls, date+zone)
+		}
+	}
+	return append(ls, "2006-01-02T15:04Z07:00", "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02")
+}()
+
+// timeForms is the hint of a time that cannot be parsed.
+const timeForms = "want ISO-8601 such as 2024-01-31T12:00:00Z or 2024-01-31 12:00:00+00, or epoch seconds"
 
 // parseTime reads an ISO-8601 time (UTC when it has no zone) or an epoch
 // number: seconds (may be fractional), or milliseconds, microseconds or
 // nanoseconds when the value is too large to be seconds (|v| ≥ 1e11, 1e14,
-// 1e17: years after 5138 in seconds).
+// 1e17: years after 5138 in seconds). A time that has the form of one of the
+// layouts but an impossible field (month 13, offset +99) says which.
 func parseTime(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -46,16 +49,22 @@ func parseTime(s string) (time.Time, error) {
 	if c := s[0]; c == '-' || c == '+' || c == '.' || (c >= '0' && c <= '9' && !strings.ContainsAny(s, "-:T ")) {
 		return parseEpoch(s)
 	}
+	why := ""
 	for _, l := range timeLayouts {
-		if t, err := time.Parse(l, s); err == nil {
+		t, err := time.Parse(l, s)
+		if err == nil {
 			return t.UTC().Truncate(time.Microsecond), nil
 		}
+		var pe *time.ParseError
+		if errors.As(err, &pe) && strings.HasSuffix(pe.Message, "out of range") && why == "" {
+			why = strings.TrimPrefix(pe.Message, ": ") + "; "
+		}
 	}
-	return time.Time{}, fmt.Errorf("cannot parse %q as a time (want ISO-8601 such as 2024-01-31T12:00:00Z or epoch seconds)", s)
+	return time.Time{}, fmt.Errorf("cannot parse %q as a time (%s%s)", s, why, timeForms)
 }
 
 func parseEpoch(s string) (time.Time, error) {
-	bad := fmt.Errorf("cannot parse %q as a time (want ISO-8601 such as 2024-01-31T12:00:00Z or epoch seconds)", s)
+	bad := fmt.Errorf("cannot parse %q as a time (%s)", s, timeForms)
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 		a := n
 		if a < 0 {

@@ -40,6 +40,59 @@ func TestParseTime(t *testing.T) {
 	}
 }
 
+// TestParseTimeExported: timestamps as PostgreSQL (COPY ... CSV, psql with
+// DateStyle ISO) and DuckDB (COPY ... TO 'x.csv') write a timestamptz — a
+// space, an hour-only or hh:mm offset, fractional seconds trimmed — and the
+// near misses they must not be confused with.
+func TestParseTimeExported(t *testing.T) {
+	utc := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"2024-01-01 00:00:00+00", "2024-01-01T00:00:00Z"},
+		{"2024-01-01 00:00:00.123+00", "2024-01-01T00:00:00.123Z"},
+		{"2024-01-01 00:00:00.123456+00", "2024-01-01T00:00:00.123456Z"},
+		{"2024-01-01 05:30:00+05:30", "2024-01-01T00:00:00Z"},
+		{"2024-01-01 05:30:00.5+05:30", "2024-01-01T00:00:00.5Z"},
+		{"2023-12-31 19:00:00-05", "2024-01-01T00:00:00Z"},
+		{"2023-12-31 20:30:00-03:30", "2024-01-01T00:00:00Z"},
+		{"2024-01-01T00:00:00+00", "2024-01-01T00:00:00Z"},
+		{"2024-01-01T01:00:00.25+01", "2024-01-01T00:00:00.25Z"},
+		{"1900-01-01 00:53:28+00:53:28", "1900-01-01T00:00:00Z"}, // PostgreSQL: a local mean time offset
+		{"2024-01-01 00:00:00Z", "2024-01-01T00:00:00Z"},
+		{"2024-01-01 00:00:00.1234567+00", "2024-01-01T00:00:00.123456Z"}, // microseconds, as stored
+		{" 2024-01-01 00:00:00+00 ", "2024-01-01T00:00:00Z"},
+	} {
+		got, err := parseTime(tc.in)
+		if err != nil || !got.Equal(utc(tc.want)) {
+			t.Errorf("parseTime(%q) = %v, %v; want %s", tc.in, got, err, tc.want)
+		}
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"2024-01-01 00:00:00+99", "time zone offset hour out of range"},
+		{"2024-01-01 00:00:00+05:99", "time zone offset minute out of range"},
+		{"2024-02-30 00:00:00+00", "day out of range"},
+		{"2024-13-01 00:00:00+00", "month out of range"},
+		{"2024-01-01 24:00:00+00", "hour out of range"},
+		{"2024-01-01 00:00:00+0", `cannot parse "2024-01-01 00:00:00+0"`},
+		{"2024-01-01 00:00:00+00 BC", `cannot parse "2024-01-01 00:00:00+00 BC"`},
+		{"2024-01-01 00:00:00 UTC", `cannot parse "2024-01-01 00:00:00 UTC"`},
+		{"2024-01-01 00:00:00+00:00:00:00", "cannot parse"},
+		{"infinity", `cannot parse "infinity"`},
+		{"-infinity", `cannot parse "-infinity"`},
+		{"01/02/2024 00:00:00+00", "cannot parse"},
+	} {
+		_, err := parseTime(tc.in)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "2024-01-31 12:00:00+00") {
+			t.Errorf("parseTime(%q) err = %v, want %q and the accepted forms", tc.in, err, tc.want)
+		}
+	}
+}
+
 func writeFile(t *testing.T, dir, name, text string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -102,6 +155,8 @@ func TestReadCSVBadInput(t *testing.T) {
 		{"extra field", hdr + "d,0,1\nd,1,2,3\n", "", "r.csv:3: wrong number of fields"},
 		{"missing field", hdr + "d,0\n", "", "r.csv:2: wrong number of fields"},
 		{"bad timestamp", hdr + "d,0,1\nd,tomorrow,1\n", "", `r.csv:3: column timestamp: cannot parse "tomorrow"`},
+		{"bad offset", hdr + "d,2024-01-01 00:00:00+00,1\nd,2024-01-01 00:30:00+25,1\n", "", `r.csv:3: column timestamp: cannot parse "2024-01-01 00:30:00+25" as a time (time zone offset hour out of range`},
+		{"BC timestamp", hdr + "d,0044-03-15 00:00:00+00 BC,1\n", "", `r.csv:2: column timestamp: cannot parse "0044-03-15 00:00:00+00 BC"`},
 		{"mistyped value", hdr + "d,0,hot\n", "", `r.csv:2: column temp: "hot" is not a number`},
 		{"NaN", hdr + "d,0,NaN\n", "", `r.csv:2: column temp: "NaN" is not a finite number`},
 		{"Inf", hdr + "d,0,1\nd,1,-Inf\n", "", `r.csv:3: column temp: "-Inf" is not a finite number`},
@@ -113,6 +168,7 @@ func TestReadCSVBadInput(t *testing.T) {
 		{"failures extra column", hdr + "d,0,1\n", "device_id,event_time,severity\n", `f.csv:1: unexpected column "severity"`},
 		{"failures missing time", hdr + "d,0,1\n", "device_id,component_failed\n", `f.csv:1: missing column "event_time"`},
 		{"failures bad time", hdr + "d,0,1\n", "device_id,event_time\nd,soon\n", "f.csv:2: column event_time"},
+		{"failures bad offset", hdr + "d,0,1\n", "device_id,event_time\nd,2024-01-02 00:00:00+00\nd,2024-01-03 00:00:00+5\n", `f.csv:3: column event_time: cannot parse "2024-01-03 00:00:00+5"`},
 		{"failures NaN hours", hdr + "d,0,1\n", "device_id,event_time,operating_hours_at_failure\nd,5,NaN\n", "f.csv:2: column operating_hours_at_failure"},
 		{"failures duplicate", hdr + "d,0,1\n", "device_id,event_time\nd,5\nd,6\nd,5\n", "f.csv:4: duplicate failure event of device d"},
 		{"failures empty", hdr + "d,0,1\n", "", "f.csv: empty file"},
