@@ -158,8 +158,10 @@ func splitSource(s string) (kind, path string, err error) {
 }
 
 // Run collects readings and failures from the configured source into
-// opts.Out and opts.FailuresOut. Both files are written atomically: on an
-// error or cancellation neither is left half-written.
+// opts.Out and opts.FailuresOut. The two files are one write set
+// (internal/atomicfile): both record its ID, which label and validate compare,
+// and they are renamed into place together — on an error, a cancellation or a
+// failed rename every previous output is left as it was.
 func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	start := env.Now()
 	kind, path, err := splitSource(opts.Source)
@@ -260,8 +262,8 @@ func (s *stats) device(tenant string, rows int, first, last int64) {
 	}
 }
 
-func newFrameSink(loc string, sensors []string, meta dataset.Meta, flt filter, bar progress.Bar) (*frameSink, error) {
-	w, err := dataset.CreateFrames(loc, sensors, false, meta)
+func newFrameSink(set *atomicfile.Set, loc string, sensors []string, meta dataset.Meta, flt filter, bar progress.Bar) (*frameSink, error) {
+	w, err := dataset.CreateFrames(loc, sensors, false, meta, dataset.InSet(set))
 	if err != nil {
 		return nil, err
 	}
@@ -314,9 +316,9 @@ func filterFailures(fs []dataset.Failure, flt filter) []dataset.Failure {
 	return out
 }
 
-// finish writes the failures, commits the readings and fills the result. The
-// readings writer is aborted on any error.
-func finish(env *runenv.Env, opts Options, w interface {
+// finish writes the failures, commits the readings with them (the write set
+// of both) and fills the result. The readings writer is aborted on any error.
+func finish(set *atomicfile.Set, opts Options, w interface {
 	Commit() error
 	Abort()
 }, st stats, sensors []string, failures []dataset.Failure, meta dataset.Meta) (*Result, error) {
@@ -325,12 +327,15 @@ func finish(env *runenv.Env, opts Options, w interface {
 		return nil, ErrNoReadings
 	}
 	dataset.SortFailures(failures)
-	if err := dataset.WriteFailures(opts.FailuresOut, failures, meta); err != nil {
+	if err := dataset.WriteFailures(opts.FailuresOut, failures, meta, dataset.InSet(set)); err != nil {
 		w.Abort()
 		return nil, err
 	}
 	if err := w.Commit(); err != nil {
 		return nil, err
+	}
+	if err := set.Commit(); err != nil {
+		return nil, fmt.Errorf("%w (the previous %s and %s are left as they were)", err, opts.Out, opts.FailuresOut)
 	}
 	res := &Result{
 		Tenants:   st.tenants,
@@ -358,7 +363,9 @@ func writeFrames(ctx context.Context, env *runenv.Env, opts Options, sensors []s
 	gen func(add func(*dataset.Frame) error) ([]dataset.Failure, error)) (*Result, error) {
 	bar := env.Progress("collect", "rows", total)
 	defer bar.Finish()
-	sink, err := newFrameSink(opts.Out, sensors, meta, flt, bar)
+	set := atomicfile.NewSet()
+	defer set.Abort()
+	sink, err := newFrameSink(set, opts.Out, sensors, meta, flt, bar)
 	if err != nil {
 		return nil, err
 	}
@@ -376,7 +383,7 @@ func writeFrames(ctx context.Context, env *runenv.Env, opts Options, sensors []s
 		return nil, err
 	}
 	bar.SetTotal(sink.stats.rows) // the total was an upper bound
-	return finish(env, opts, sink.w, sink.stats, sensors, filterFailures(failures, flt), meta)
+	return finish(set, opts, sink.w, sink.stats, sensors, filterFailures(failures, flt), meta)
 }
 
 func runSynthetic(ctx context.Context, env *runenv.Env, opts Options, tenant string, flt filter) (*Result, error) {

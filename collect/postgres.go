@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/pg"
@@ -156,7 +157,9 @@ func runPostgres(ctx context.Context, env *runenv.Env, opts Options, tenant stri
 
 	bar := env.Progress("collect", "rows", -1)
 	defer bar.Finish()
-	rb, err := newReadingsBuilder(opts.Out, tenant, c.Sensors, meta, po.BatchRows, bar, memory.DefaultAllocator)
+	set := atomicfile.NewSet()
+	defer set.Abort()
+	rb, err := newReadingsBuilder(opts.Out, tenant, c.Sensors, meta, po.BatchRows, bar, memory.DefaultAllocator, dataset.InSet(set))
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +183,7 @@ func runPostgres(ctx context.Context, env *runenv.Env, opts Options, tenant stri
 	if len(devices) > 0 && st.devices < len(devices) {
 		env.Log.Warn("some requested devices have no readings", "requested", len(devices), "found", st.devices)
 	}
-	return finish(env, opts, rb, st, c.Sensors, failures, meta)
+	return finish(set, opts, rb, st, c.Sensors, failures, meta)
 }
 
 func dedupe(s []string) []string {
@@ -456,12 +459,12 @@ type readingsBuilder struct {
 	lastTS   int64
 }
 
-func newReadingsBuilder(loc, tenant string, sensors []string, meta dataset.Meta, batch int, bar progress.Bar, mem memory.Allocator) (*readingsBuilder, error) {
+func newReadingsBuilder(loc, tenant string, sensors []string, meta dataset.Meta, batch int, bar progress.Bar, mem memory.Allocator, opts ...dataset.WriterOption) (*readingsBuilder, error) {
 	m := meta.Clone()
 	m.MustSet(dataset.MetaSensors, sensors)
 	m[dataset.MetaSortedBy] = dataset.SortedByDevice
 	sch := dataset.NewSchema(dataset.KindReadings, dataset.ReadingsColumns(sensors), m)
-	w, err := dataset.Create(loc, sch, dataset.WithAllocator(mem))
+	w, err := dataset.Create(loc, sch, append([]dataset.WriterOption{dataset.WithAllocator(mem)}, opts...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -111,7 +111,7 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 			"warning_hours", rules.Thresholds.Warning, "horizon_hours", rules.Horizon)
 	}
 
-	failures, res, err := readFailures(ctx, opts.Failures)
+	failures, fmeta, res, err := readFailures(ctx, opts.Failures)
 	if err != nil {
 		return nil, fmt.Errorf("label: %w", err)
 	}
@@ -120,6 +120,13 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("label: %w", err)
 	}
 	defer r.Close()
+	if fmeta != nil {
+		// Another collect's failures would label these readings with
+		// another fleet's failure times.
+		if err := dataset.CheckSameSet(opts.Readings, r.Meta(), opts.Failures, fmeta); err != nil {
+			return nil, fmt.Errorf("label: %w", err)
+		}
+	}
 	sensors, err := r.Sensors()
 	if err != nil {
 		return nil, fmt.Errorf("label: %w", err)
@@ -208,17 +215,18 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	return res, nil
 }
 
-// readFailures reads the failure times of each device, distinct and sorted.
-// It returns a Result with the simultaneous-event count filled in.
-func readFailures(ctx context.Context, loc string) (map[deviceKey][]int64, *Result, error) {
+// readFailures reads the failure times of each device, distinct and sorted,
+// and the file's metadata (nil without a file). It returns a Result with the
+// simultaneous-event count filled in.
+func readFailures(ctx context.Context, loc string) (map[deviceKey][]int64, dataset.Meta, *Result, error) {
 	res := &Result{}
 	out := map[deviceKey][]int64{}
 	if strings.TrimSpace(loc) == "" {
-		return out, res, nil
+		return out, nil, res, nil
 	}
-	events, _, err := dataset.ReadFailures(ctx, loc)
+	events, meta, err := dataset.ReadFailures(ctx, loc)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	for _, e := range events {
 		k := deviceKey{e.Tenant, e.Device}
@@ -229,5 +237,5 @@ func readFailures(ctx context.Context, loc string) (map[deviceKey][]int64, *Resu
 		res.FailuresSimultaneous += int64(len(ts) - len(d))
 		out[k] = d
 	}
-	return out, res, nil
+	return out, meta, res, nil
 }

@@ -183,7 +183,8 @@ func (v *validator) run(ctx context.Context, ref *drift.Reference) error {
 	if v.opts.Failures == "" {
 		v.skip("no failures file given", failureChecks...)
 	} else {
-		events, _, err = dataset.ReadFailures(ctx, v.opts.Failures)
+		var fmeta dataset.Meta
+		events, fmeta, err = dataset.ReadFailures(ctx, v.opts.Failures)
 		var se *dataset.SchemaError
 		switch {
 		case errors.As(err, &se):
@@ -192,6 +193,10 @@ func (v *validator) run(ctx context.Context, ref *drift.Reference) error {
 			events = nil
 		case err != nil:
 			return fmt.Errorf("validate: %w", err)
+		default:
+			if err := dataset.CheckSameSet(v.opts.Readings, r.Meta(), v.opts.Failures, fmeta); err != nil {
+				return fmt.Errorf("validate: %w", err)
+			}
 		}
 		v.rep.Dataset.Events = int64(len(events))
 	}

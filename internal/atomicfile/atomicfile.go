@@ -135,8 +135,11 @@ func (a *File) Abort() {
 }
 
 // WriteFile writes data to path atomically.
-func WriteFile(path string, data []byte) error {
-	f, err := Create(path)
+func WriteFile(path string, data []byte) error { return writeWith(Create, path, data) }
+
+// writeWith writes data to the file create starts at path and commits it.
+func writeWith(create func(string) (*File, error), path string, data []byte) error {
+	f, err := create(path)
 	if err != nil {
 		return err
 	}
@@ -219,17 +222,7 @@ func (s *Set) Create(path string) (*File, error) {
 }
 
 // WriteFile writes data as a file of the set.
-func (s *Set) WriteFile(path string, data []byte) error {
-	f, err := s.Create(path)
-	if err != nil {
-		return err
-	}
-	defer f.Abort()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return f.Commit()
-}
+func (s *Set) WriteFile(path string, data []byte) error { return writeWith(s.Create, path, data) }
 
 func same(a, b string) bool {
 	if filepath.Clean(a) == filepath.Clean(b) {

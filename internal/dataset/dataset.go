@@ -18,6 +18,8 @@ import (
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/modax/modax-ml/internal/atomicfile"
 )
 
 // Schema names (the value of the modax.schema metadata key).
@@ -50,7 +52,19 @@ const (
 	MetaScaler      = "modax.scaler"
 	MetaSplit       = "modax.split"
 	MetaModel       = "modax.model"
+	// MetaWriteSet is the ID of the write set a file was committed in
+	// (InSet; internal/atomicfile): the files one run of a stage writes
+	// together carry the same one. Checkpoints use the same key.
+	MetaWriteSet = "modax.write_set"
 )
+
+// CheckSameSet refuses (exit 3, atomicfile.ErrMixedSet) two files that one
+// run of a stage writes together but whose write-set IDs differ: a run was
+// killed between their renames, or one was copied from another run. A file
+// without an ID (written before write sets were recorded) is not checked.
+func CheckSameSet(locA string, a Meta, locB string, b Meta) error {
+	return atomicfile.CheckSameSet(locA, a[MetaWriteSet], locB, b[MetaWriteSet])
+}
 
 // SortedByDevice is the MetaSortedBy value of files whose rows are ordered by
 // tenant, device and time.

@@ -53,6 +53,15 @@ type writerConfig struct {
 	mem   memory.Allocator
 	level int
 	props []parquet.WriterProperty // per-schema tuning (e.g. CreateWindows)
+	set   *atomicfile.Set
+}
+
+// InSet writes the file as one of a stage's write set: Commit only finishes
+// it, the set's Commit renames it into place with the set's other files, and
+// the file records the set's ID (MetaWriteSet), which readers of a pair
+// compare (CheckSameSet).
+func InSet(set *atomicfile.Set) WriterOption {
+	return func(c *writerConfig) { c.set = set }
 }
 
 // withParquetProps adds Parquet writer properties (used by the typed writers
@@ -73,7 +82,9 @@ func WithZstdLevel(level int) WriterOption {
 
 // Create starts writing a Parquet file at loc with the given schema, whose
 // metadata must hold modax.schema (NewSchema sets it). Created-at is stamped
-// unless the metadata has it. Always defer Abort; call Commit at the end.
+// unless the metadata has it; the write-set ID is the InSet set's, or none (a
+// value carried over from an input is dropped). Always defer Abort; call
+// Commit at the end.
 func Create(loc string, schema *arrow.Schema, opts ...WriterOption) (*Writer, error) {
 	cfg := writerConfig{mem: memory.DefaultAllocator, level: 3}
 	for _, o := range opts {
@@ -87,12 +98,23 @@ func Create(loc string, schema *arrow.Schema, opts ...WriterOption) (*Writer, er
 	if meta[MetaSchema] == "" {
 		return nil, fmt.Errorf("create %s: schema metadata lacks %s", loc, MetaSchema)
 	}
-	if meta[MetaCreatedAt] == "" {
-		meta[MetaCreatedAt] = time.Now().UTC().Format(time.RFC3339Nano)
+	_, carried := meta[MetaWriteSet]
+	if meta[MetaCreatedAt] == "" || carried || cfg.set != nil {
+		if meta[MetaCreatedAt] == "" {
+			meta[MetaCreatedAt] = time.Now().UTC().Format(time.RFC3339Nano)
+		}
+		delete(meta, MetaWriteSet)
+		if cfg.set != nil {
+			meta[MetaWriteSet] = cfg.set.ID()
+		}
 		md := meta.arrow()
 		schema = arrow.NewSchema(schema.Fields(), &md)
 	}
-	f, err := atomicfile.Create(path)
+	create := atomicfile.Create
+	if cfg.set != nil {
+		create = cfg.set.Create
+	}
+	f, err := create(path)
 	if err != nil {
 		return nil, err
 	}
