@@ -528,7 +528,7 @@ func predictFirst(ctx context.Context, env *runenv.Env, opts Options) (*infer.Su
 	}
 	defer m.Close()
 	s, err := infer.PredictFile(ctx, env, m, infer.Spec{Windows: opts.Windows, Out: opts.Predictions,
-		LastWindowOnly: opts.LastWindowOnly, BatchSize: opts.BatchSize, Stage: "predict"})
+		LastWindowOnly: opts.LastWindowOnly, BatchSize: opts.BatchSize, IntervalLevel: infer.DefaultIntervalLevel, Stage: "predict"})
 	if err != nil {
 		return nil, fmt.Errorf("evaluate: %w", err)
 	}

@@ -168,8 +168,9 @@ func compareDrift(d *Drift, reference string, sketches map[string]*drift.Sketch,
 
 // WritePredictions inserts predictions into the prediction table
 // (db.prediction_table: tenant, device, time of the window's last reading,
-// predicted RUL in hours, predicted health class, model version), as the
-// serving side records them, with one COPY. It returns the rows written.
+// predicted RUL in hours, its interval when it has one, predicted health
+// class, model version), as the serving side records them, with one COPY.
+// It returns the rows written.
 func WritePredictions(ctx context.Context, db *pgxpool.Pool, c pg.Config, ps []dataset.Prediction) (int64, error) {
 	t, err := pg.Table(c.PredictionTable)
 	if err != nil {
@@ -182,9 +183,14 @@ func WritePredictions(ctx context.Context, db *pgxpool.Pool, c pg.Config, ps []d
 		}
 		p := &ps[i]
 		i++
-		return []any{p.Tenant, p.Device, dataset.TimeOf(p.End), p.RULPred, p.HealthPred.String(), p.ModelVersion}, nil
+		var lo, hi, lv *float64
+		if p.HasInterval() {
+			lo, hi, lv = &p.Lower, &p.Upper, &p.Level
+		}
+		return []any{p.Tenant, p.Device, dataset.TimeOf(p.End), p.RULPred, lo, hi, lv, p.HealthPred.String(), p.ModelVersion}, nil
 	})
-	n, err := db.CopyFrom(ctx, t, []string{"tenant_id", "device_id", "timestamp", "rul_hours", "health_status", "model_version"}, src)
+	n, err := db.CopyFrom(ctx, t, []string{"tenant_id", "device_id", "timestamp", "rul_hours", "rul_lower", "rul_upper", "interval_level",
+		"health_status", "model_version"}, src)
 	if err != nil {
 		return n, fmt.Errorf("write predictions to %s: %w", c.PredictionTable, err)
 	}

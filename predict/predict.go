@@ -1,7 +1,8 @@
 // Package predict is the predict stage: it runs a trained model (a
 // model.safetensors checkpoint through the native Go forward pass, batched
 // and parallel, or an exported model.onnx through gonnx) over a windows file
-// and writes predictions.parquet. A windows
+// and writes predictions.parquet, with each prediction's interval
+// (rul_lower, rul_upper at --interval-level) when the model is calibrated. A windows
 // file whose features, feature order or window length differ from the
 // model's is refused; one scaled with another scaler is re-scaled to the
 // model's.
@@ -33,11 +34,16 @@ type Options struct {
 	// Workers is the number of goroutines of the forward pass (0: one per
 	// core).
 	Workers int `yaml:"workers"`
+	// IntervalLevel is the coverage level of the rul_lower/rul_upper
+	// columns: one the model is calibrated at (a model without it predicts
+	// without intervals, with one warning).
+	IntervalLevel float64 `yaml:"interval_level"`
 }
 
 // DefaultOptions returns the DESIGN §3 file names, all splits, batch 256.
 func DefaultOptions() Options {
-	return Options{Model: "model.safetensors", Windows: "windows.parquet", Out: "predictions.parquet", Split: "all", BatchSize: 256}
+	return Options{Model: "model.safetensors", Windows: "windows.parquet", Out: "predictions.parquet", Split: "all", BatchSize: 256,
+		IntervalLevel: infer.DefaultIntervalLevel}
 }
 
 // Result is what `predict --output json` prints.
@@ -74,6 +80,8 @@ func (o Options) validate() error {
 		return bad("--batch-size %d: want ≥ 1", o.BatchSize)
 	case o.Workers < 0:
 		return bad("--workers %d: want ≥ 0", o.Workers)
+	case !(o.IntervalLevel > 0 && o.IntervalLevel < 1):
+		return bad("--interval-level %g: want a coverage level in (0, 1), e.g. 0.9", o.IntervalLevel)
 	}
 	return nil
 }
@@ -97,7 +105,7 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	}
 	defer m.Close()
 	s, err := infer.PredictFile(ctx, env, m, infer.Spec{Windows: opts.Windows, Out: opts.Out, Splits: opts.Splits(),
-		LastWindowOnly: opts.LastWindowOnly, BatchSize: opts.BatchSize, Stage: "predict"})
+		LastWindowOnly: opts.LastWindowOnly, BatchSize: opts.BatchSize, IntervalLevel: opts.IntervalLevel, Stage: "predict"})
 	if err != nil {
 		return nil, fmt.Errorf("predict: %w", err)
 	}

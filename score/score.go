@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/modax/modax-ml/features"
-	"github.com/modax/modax-ml/internal/conformal"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/infer"
@@ -29,7 +28,6 @@ const (
 	ReasonStale          = "stale"
 	ReasonUnknownDevice  = "unknown_device"
 	ReasonUnknownTenant  = "unknown_tenant"
-	noIntervalNote       = "model has no interval calibration"
 	defaultMaxAgeWindows = 2
 )
 
@@ -123,12 +121,9 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	env.Log.Info("score: start", "tenant", s.DB.Tenant, "at", s.at.Format(time.RFC3339), "source", s.Source, "model", m.Path,
 		"model_version", m.Version, "window", m.Window, "features", len(m.Features), "batch_devices", s.BatchDevices)
 	res := &Result{Tenant: s.DB.Tenant, At: s.at, Source: src.describe(), Model: info, Scored: []Scored{}, Unscored: []Unscored{}}
-	res.Model.Interval = sc.interval.ok
-	if !sc.interval.ok {
-		res.Note = noIntervalNote
-		if m.Calibration != nil {
-			res.Note = fmt.Sprintf("model has no interval calibration at level %g (calibrated: %v)", s.IntervalLevel, m.Calibration.Levels)
-		}
+	res.Model.Interval = sc.interval.OK
+	if !sc.interval.OK {
+		res.Note = sc.interval.Note
 	}
 	err = src.scan(ctx, s.BatchDevices, on.Readings(), sc.batch)
 	var ute *unknownTenantError
@@ -190,20 +185,13 @@ func scoredOf(s *dataset.Score) Scored {
 	return out
 }
 
-// interval turns a prediction into its interval at the chosen level.
-type interval struct {
-	ok    bool
-	level float64
-	of    func(pred float64) (lower, upper float64)
-}
-
 // scorer turns batches of devices into scores.
 type scorer struct {
 	env      *runenv.Env
 	s        *settings
 	m        *infer.Model
 	on       *features.Online
-	interval interval
+	interval infer.Interval
 	th       dataset.Thresholds
 
 	x        []float32
@@ -218,25 +206,12 @@ func newScorer(env *runenv.Env, s *settings, m *infer.Model, on *features.Online
 	if th == (dataset.Thresholds{}) {
 		th = dataset.DefaultThresholds
 	}
-	iv := modelInterval(m, s.IntervalLevel)
-	if !iv.ok && m.Calibration != nil {
+	iv := m.IntervalAt(s.IntervalLevel)
+	if !iv.OK && m.Calibration != nil {
 		env.Log.Warn("the model is not calibrated at this interval level: scoring without intervals",
 			"interval_level", s.IntervalLevel, "calibrated_levels", fmt.Sprint(m.Calibration.Levels))
 	}
 	return &scorer{env: env, s: s, m: m, on: on, th: th, interval: iv}
-}
-
-// modelInterval is the model's interval function at level (ok false: the
-// model has no interval calibration, or none at level).
-func modelInterval(m *infer.Model, level float64) interval {
-	c := m.Calibration
-	if c == nil || c.LevelIndex(level) < 0 {
-		return interval{level: level}
-	}
-	return interval{ok: true, level: level, of: func(pred float64) (float64, float64) {
-		lo, hi, _ := conformal.Interval(pred, c, level) // the level is calibrated: no error
-		return lo, hi
-	}}
 }
 
 // batch builds the windows of a batch of devices and predicts them in one
@@ -294,9 +269,9 @@ func (sc *scorer) batch(ds []device) error {
 		}
 		s := dataset.Score{Tenant: sc.s.DB.Tenant, Device: ds[i].name, Time: end, ScoredAt: at, RUL: v, Lower: math.NaN(), Upper: math.NaN(),
 			Level: math.NaN(), Health: sc.th.Classify(v), Change: math.NaN(), ModelVersion: sc.m.Version}
-		if sc.interval.ok {
-			s.Lower, s.Upper = sc.interval.of(v)
-			s.Level = sc.interval.level
+		if sc.interval.OK {
+			s.Lower, s.Upper = sc.interval.Of(v)
+			s.Level = sc.interval.Level
 		}
 		sc.scores = append(sc.scores, s)
 	}

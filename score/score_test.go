@@ -200,7 +200,7 @@ func TestReasons(t *testing.T) {
 	if why["dev-0"] != ReasonTooFew || why["dev-2"] != features.ReasonMissing || why["nope"] != ReasonUnknownDevice || len(res.Scored) != 1 || res.Scored[0].Device != "dev-1" {
 		t.Errorf("scored %+v, unscored %+v", res.Scored, res.Unscored)
 	}
-	if res.Note != noIntervalNote || res.Scored[0].Lower != nil {
+	if res.Note != "model has no interval calibration" || res.Scored[0].Lower != nil {
 		t.Errorf("note %q, interval %v: want no interval", res.Note, res.Scored[0].Lower)
 	}
 	ss, meta, err := dataset.ReadScores(ctx, o.Out)

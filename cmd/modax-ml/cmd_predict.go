@@ -23,7 +23,10 @@ func newPredictCmd(a *app) *cobra.Command {
 		Long: `predict runs a checkpoint (model.safetensors, native Go forward pass, batched and
 parallel) or an exported model.onnx (gonnx) over a windows file and writes
 predictions.parquet: per window the true and predicted RUL, the true and
-predicted health class and the model version.
+predicted health class, the model version and the prediction interval
+(rul_lower/rul_upper at --interval-level, clipped to [0, horizon]) when the
+model is calibrated; an uncalibrated model predicts without intervals and says
+so once.
 
 The windows must have the model's features, in the model's order, and its window
 length; otherwise predict refuses with a message saying what differs. Windows
@@ -59,6 +62,7 @@ scaled with another scaler than the model's are re-scaled to the model's.`,
 	bindBool(f, "last-window-only", "predict.last_window_only", d.LastWindowOnly, "one prediction per device life: its last window (the C-MAPSS protocol)")
 	bindInt(f, "batch-size", "predict.batch_size", d.BatchSize, "windows per forward pass")
 	bindInt(f, "workers", "predict.workers", d.Workers, "goroutines of the forward pass (0: one per core)")
+	bindFloat(f, "interval-level", "predict.interval_level", d.IntervalLevel, "coverage level of the rul_lower/rul_upper interval (one the model is calibrated at)")
 	return cmd
 }
 
@@ -69,6 +73,11 @@ func writePredictText(w io.Writer, s *infer.Summary) error {
 	}
 	fmt.Fprintf(w, "predicted %d windows of %d devices (%s) with %s %s in %.2fs (%.0f windows/s)\n",
 		s.Rows, s.Devices, strings.Join(parts, ", "), s.Model.Path, s.Model.ModelVersion, s.Seconds, s.WindowsPerSecond)
+	if s.IntervalLevel != nil {
+		fmt.Fprintf(w, "intervals: rul_lower/rul_upper at level %g\n", *s.IntervalLevel)
+	} else if s.IntervalNote != "" {
+		fmt.Fprintf(w, "note: %s: no intervals\n", s.IntervalNote)
+	}
 	if s.Rescaled {
 		fmt.Fprintln(w, "note: the windows were scaled with another scaler than the model's and were re-scaled to the model's")
 	}

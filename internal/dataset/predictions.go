@@ -11,7 +11,10 @@ import (
 )
 
 // Prediction is one row of a predictions file. RULTrue and RULRaw are NaN when
-// unknown; HealthTrue is then meaningless and written as null.
+// unknown; HealthTrue is then meaningless and written as null. Lower, Upper
+// and Level are the prediction interval, NaN (null) when the model has no
+// interval calibration or the file predates the interval columns; a Level
+// that is not in (0, 1) (the zero value) means no interval.
 type Prediction struct {
 	Tenant, Device string
 	LifeID         int32
@@ -23,10 +26,17 @@ type Prediction struct {
 	HealthTrue     Health
 	HealthPred     Health
 	ModelVersion   string
+	Lower, Upper   float64
+	Level          float64
 }
 
 // HasTruth reports whether the true RUL is known.
 func (p *Prediction) HasTruth() bool { return !math.IsNaN(p.RULTrue) }
+
+// HasInterval reports whether the prediction has an interval.
+func (p *Prediction) HasInterval() bool {
+	return p.Level > 0 && p.Level < 1 && !math.IsNaN(p.Lower) && !math.IsNaN(p.Upper)
+}
 
 // WritePredictions writes predictions to loc atomically.
 func WritePredictions(loc string, ps []Prediction, meta Meta, opts ...WriterOption) error {
@@ -71,6 +81,15 @@ func WritePredictions(loc string, ps []Prediction, meta Meta, opts ...WriterOpti
 		}
 		b.Field(9).(*array.StringBuilder).Append(p.HealthPred.String())
 		b.Field(10).(*array.StringBuilder).Append(p.ModelVersion)
+		if p.HasInterval() {
+			nullable(b.Field(11), p.Lower)
+			nullable(b.Field(12), p.Upper)
+			b.Field(13).(*array.Float64Builder).Append(p.Level)
+		} else {
+			b.Field(11).AppendNull()
+			b.Field(12).AppendNull()
+			b.Field(13).AppendNull()
+		}
 		if (i+1)%DefaultBatchRows == 0 {
 			if err := flush(); err != nil {
 				return err
@@ -94,6 +113,14 @@ func ReadPredictions(ctx context.Context, loc string) ([]Prediction, Meta, error
 	if err != nil {
 		return nil, nil, err
 	}
+	// The interval columns are optional: all three or none.
+	var ivIdx []int
+	if len(r.Schema().FieldIndices(ColRULLower)) > 0 || len(r.Schema().FieldIndices(ColRULUpper)) > 0 ||
+		len(r.Schema().FieldIndices(ColIntervalLevel)) > 0 {
+		if ivIdx, err = locateColumns(loc, r.Schema(), predictionIntervalCols); err != nil {
+			return nil, nil, err
+		}
+	}
 	out := make([]Prediction, 0, r.NumRows())
 	for rec, err := range r.Batches(ctx) {
 		if err != nil {
@@ -110,9 +137,22 @@ func ReadPredictions(ctx context.Context, loc string) ([]Prediction, Meta, error
 		ht := rec.Column(idx[8]).(*array.String)
 		hp := rec.Column(idx[9]).(*array.String)
 		mv := rec.Column(idx[10]).(*array.String)
+		var lo, hi, lv *array.Float64
+		if ivIdx != nil {
+			lo = rec.Column(ivIdx[0]).(*array.Float64)
+			hi = rec.Column(ivIdx[1]).(*array.Float64)
+			lv = rec.Column(ivIdx[2]).(*array.Float64)
+		}
+		opt := func(a *array.Float64, i int) float64 {
+			if a == nil || !a.IsValid(i) {
+				return math.NaN()
+			}
+			return a.Value(i)
+		}
 		for i := 0; i < int(rec.NumRows()); i++ {
 			p := Prediction{Tenant: tn.Value(i), Device: dv.Value(i), LifeID: li.Value(i), End: int64(we.Value(i)),
-				Split: sp.Value(i), RULTrue: math.NaN(), RULRaw: math.NaN(), RULPred: rp.Value(i), ModelVersion: mv.Value(i)}
+				Split: sp.Value(i), RULTrue: math.NaN(), RULRaw: math.NaN(), RULPred: rp.Value(i), ModelVersion: mv.Value(i),
+				Lower: opt(lo, i), Upper: opt(hi, i), Level: opt(lv, i)}
 			if rt.IsValid(i) {
 				p.RULTrue = rt.Value(i)
 			}

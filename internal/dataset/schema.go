@@ -89,6 +89,13 @@ var (
 		{ColHealthPred, arrow.BinaryTypes.String, false},
 		{ColModelVersion, arrow.BinaryTypes.String, false},
 	}
+	// predictionIntervalCols are written by predict since the intervals
+	// came; files without them (older ones, other tools) stay readable.
+	predictionIntervalCols = []Column{
+		{ColRULLower, arrow.PrimitiveTypes.Float64, true},
+		{ColRULUpper, arrow.PrimitiveTypes.Float64, true},
+		{ColIntervalLevel, arrow.PrimitiveTypes.Float64, true},
+	}
 )
 
 // sensorCols returns nullable float64 columns for the named sensors.
@@ -120,8 +127,11 @@ func WindowsColumns(window, features int) []Column {
 	return append(slices.Clone(windowsKey), Column{ColX, x, false})
 }
 
-// PredictionsColumns lists the columns of a predictions file.
-func PredictionsColumns() []Column { return slices.Clone(predictionCols) }
+// PredictionsColumns lists the columns of a predictions file as written:
+// the required ones, then the interval columns (optional when read).
+func PredictionsColumns() []Column {
+	return append(slices.Clone(predictionCols), predictionIntervalCols...)
+}
 
 // NewSchema builds an Arrow schema from columns, with kind and meta recorded in
 // its metadata (meta is not modified).

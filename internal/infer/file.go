@@ -48,22 +48,30 @@ type Spec struct {
 	Splits         []string
 	LastWindowOnly bool
 	BatchSize      int
+	// IntervalLevel is the coverage level of the rul_lower/rul_upper
+	// columns (0: no intervals). A model not calibrated at it predicts
+	// without intervals, with one warning.
+	IntervalLevel float64
 	// Stage is recorded as the predictions file's modax.stage.
 	Stage string
 }
 
 // Summary describes a prediction run.
 type Summary struct {
-	Predictions      string         `json:"predictions"`
-	Rows             int            `json:"rows"`
-	WindowsRead      int            `json:"windows_read"`
-	Devices          int            `json:"devices"`
-	Splits           map[string]int `json:"splits"`
-	Model            ModelRef       `json:"model"`
-	Format           string         `json:"format"`
-	Rescaled         bool           `json:"rescaled"`
-	Seconds          float64        `json:"seconds"`
-	WindowsPerSecond float64        `json:"windows_per_second"`
+	Predictions string         `json:"predictions"`
+	Rows        int            `json:"rows"`
+	WindowsRead int            `json:"windows_read"`
+	Devices     int            `json:"devices"`
+	Splits      map[string]int `json:"splits"`
+	Model       ModelRef       `json:"model"`
+	Format      string         `json:"format"`
+	Rescaled    bool           `json:"rescaled"`
+	// IntervalLevel is the level of the rul_lower/rul_upper columns (null:
+	// no intervals; IntervalNote then says why).
+	IntervalLevel    *float64 `json:"interval_level"`
+	IntervalNote     string   `json:"interval_note,omitempty"`
+	Seconds          float64  `json:"seconds"`
+	WindowsPerSecond float64  `json:"windows_per_second"`
 }
 
 // PredictFile runs m over the windows file spec.Windows and writes the
@@ -81,8 +89,14 @@ func PredictFile(ctx context.Context, env *runenv.Env, m *Model, spec Spec) (*Su
 		}
 		return nil, fmt.Errorf("%w: %s holds no %s", exitcode.ErrValidation, spec.Windows, what)
 	}
+	var iv Interval
+	if spec.IntervalLevel != 0 {
+		if iv = m.IntervalAt(spec.IntervalLevel); !iv.OK {
+			env.Log.Warn(iv.Note+": predicting without intervals (rul_lower/rul_upper are null)", "model", m.Path, "interval_level", spec.IntervalLevel)
+		}
+	}
 	start := time.Now()
-	ps, err := Predict(ctx, env, m, w, spec.Windows, Options{BatchSize: spec.BatchSize, LastWindowOnly: spec.LastWindowOnly})
+	ps, err := Predict(ctx, env, m, w, spec.Windows, Options{BatchSize: spec.BatchSize, LastWindowOnly: spec.LastWindowOnly, Interval: iv})
 	if err != nil {
 		return nil, err
 	}
@@ -110,12 +124,21 @@ func PredictFile(ctx context.Context, env *runenv.Env, m *Model, spec Spec) (*Su
 		return nil, err
 	}
 	rescaled := tr.rescaled
+	if m.Calibration != nil {
+		// evaluate measures the coverage at every calibrated level from it.
+		meta.MustSet(model.MetaCalibration, m.Calibration)
+	}
 	meta.MustSet(MetaPredict, PredictMeta{Splits: spec.Splits, LastWindowOnly: spec.LastWindowOnly, Format: m.Format, Rescaled: rescaled})
 	if err := dataset.WritePredictions(spec.Out, ps, meta); err != nil {
 		return nil, err
 	}
 	s := &Summary{Predictions: spec.Out, Rows: len(ps), WindowsRead: w.Len(), Devices: devices(ps), Splits: splitCounts(ps),
 		Model: m.Ref(), Format: m.Format, Rescaled: rescaled, Seconds: secs}
+	if iv.OK {
+		s.IntervalLevel = &iv.Level
+	} else if spec.IntervalLevel != 0 {
+		s.IntervalNote = iv.Note
+	}
 	if secs > 0 {
 		s.WindowsPerSecond = float64(len(ps)) / secs
 	}

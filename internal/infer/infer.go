@@ -200,6 +200,8 @@ type Options struct {
 	// LastWindowOnly keeps only the last window (by window_end) of each
 	// device life: one prediction per life, the C-MAPSS test protocol.
 	LastWindowOnly bool
+	// Interval gives every prediction its interval (when OK).
+	Interval Interval
 }
 
 // Select returns the rows of w to predict: all, or the last window of each
@@ -282,7 +284,11 @@ func Predict(ctx context.Context, env *runenv.Env, m *Model, w *dataset.Windows,
 			}
 			p := dataset.Prediction{Tenant: w.Tenant[i], Device: w.Device[i], LifeID: w.LifeID[i], End: w.End[i],
 				Split: w.Split[i], RULTrue: w.RUL[i], RULRaw: w.RULRaw[i], RULPred: v, HealthTrue: w.Health[i],
-				HealthPred: w.Meta.Thresholds.Classify(v), ModelVersion: m.Version}
+				HealthPred: w.Meta.Thresholds.Classify(v), ModelVersion: m.Version, Lower: math.NaN(), Upper: math.NaN(), Level: math.NaN()}
+			if opts.Interval.OK {
+				p.Lower, p.Upper = opts.Interval.Of(v)
+				p.Level = opts.Interval.Level
+			}
 			preds = append(preds, p)
 		}
 		bar.Add(int64(b))
