@@ -177,6 +177,13 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.Type == model.TypeRidge && fileExists(opts.Windows) {
+		// A ridge model validates on the stats and describes its data with
+		// the windows: they must be one features run's.
+		if err := dataset.CheckSameSetFiles(opts.Stats, dataset.KindStats, opts.Windows, dataset.KindWindows); err != nil {
+			return nil, fmt.Errorf("export: %w", err)
+		}
+	}
 	if fileExists(opts.Windows) {
 		sum, err := dataset.SummarizeWindows(ctx, opts.Windows)
 		if err != nil {

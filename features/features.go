@@ -7,6 +7,7 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -522,7 +523,13 @@ func (r *run) write(ctx context.Context, meta dataset.Meta) (*Result, error) {
 	res.StatsColumns = len(statCols)
 	width := len(statCols)
 	wm := dataset.WindowsMeta{Window: s.Window, Stride: s.Stride, Features: r.features, Scaler: r.scaler, Horizon: r.horizon, Thresholds: r.thresholds}
-	ww, err := dataset.CreateWindows(s.Out, wm, meta)
+	// The windows, stats and bucket files are one write set: each records
+	// its ID (readers of a pair refuse a mix) and they are renamed into place
+	// together, or not at all.
+	set := atomicfile.NewSet()
+	defer set.Abort()
+	inSet := dataset.InSet(set)
+	ww, err := dataset.CreateWindows(s.Out, wm, meta, inSet)
 	if err != nil {
 		return nil, fmt.Errorf("features: %w", err)
 	}
@@ -535,7 +542,7 @@ func (r *run) write(ctx context.Context, meta dataset.Meta) (*Result, error) {
 		m.MustSet(dataset.MetaStride, s.Stride)
 		m.MustSet(dataset.MetaHorizon, r.horizon)
 		m.MustSet(dataset.MetaThresholds, r.thresholds)
-		if sw, err = dataset.CreateStats(s.Stats, statCols, m); err != nil {
+		if sw, err = dataset.CreateStats(s.Stats, statCols, m, inSet); err != nil {
 			return nil, fmt.Errorf("features: %w", err)
 		}
 		defer sw.Abort()
@@ -543,7 +550,7 @@ func (r *run) write(ctx context.Context, meta dataset.Meta) (*Result, error) {
 	if s.StatsBucket > 0 {
 		m := meta.Clone()
 		m.MustSet(dataset.MetaSensors, r.features)
-		if bw, err = dataset.CreateBucketStats(s.BucketOut, statCols, s.StatsBucket.D(), m); err != nil {
+		if bw, err = dataset.CreateBucketStats(s.BucketOut, statCols, s.StatsBucket.D(), m, inSet); err != nil {
 			return nil, fmt.Errorf("features: %w", err)
 		}
 		defer bw.Abort()
@@ -687,8 +694,16 @@ func (r *run) write(ctx context.Context, meta dataset.Meta) (*Result, error) {
 			return nil, fmt.Errorf("features: %w", err)
 		}
 	}
+	if err := set.Commit(); err != nil {
+		return nil, fmt.Errorf("features: %w (the previous %s are left as they were)", err, strings.Join(outputs(s.Out, s.Stats, res.BucketStats), ", "))
+	}
 	r.log(res)
 	return res, nil
+}
+
+// outputs are the paths that are not empty.
+func outputs(paths ...string) []string {
+	return slices.DeleteFunc(paths, func(p string) bool { return p == "" })
 }
 
 func writerOf(w *dataset.StatsWriter) *dataset.Writer {

@@ -262,3 +262,19 @@ func Inputs(locs ...string) ([]Input, error) {
 	}
 	return out, nil
 }
+
+// CheckSameSetFiles opens two files of the given kinds that one run of a
+// stage writes together and refuses them when they are of different writes
+// (CheckSameSet).
+func CheckSameSetFiles(locA, kindA, locB, kindB string) error {
+	var metas [2]Meta
+	for i, f := range [2][2]string{{locA, kindA}, {locB, kindB}} {
+		r, err := Open(f[0], f[1])
+		if err != nil {
+			return err
+		}
+		metas[i] = r.Meta()
+		r.Close()
+	}
+	return CheckSameSet(locA, metas[0], locB, metas[1])
+}
