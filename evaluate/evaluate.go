@@ -241,17 +241,18 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := atomicfile.WriteFile(opts.Metrics, b); err != nil {
-		return nil, fmt.Errorf("evaluate: %w", err)
-	}
-	res.Metrics = opts.Metrics
-
+	// The plots, the reports and metrics.json are one write set: renamed
+	// into place together, and a failed rename puts every previous file
+	// back. metrics.json, the file later stages read, is renamed last.
+	set := atomicfile.NewSet()
+	defer set.Abort()
+	var written []string
 	if !opts.NoPlots {
 		plots, err := makePlots(ctx, ps, primary, doc.Splits[primary], history)
 		if err != nil {
 			return nil, fmt.Errorf("evaluate: plots: %w", err)
 		}
-		if res.Plots, err = writePlots(opts.PlotsDir, plots); err != nil {
+		if written, err = writePlots(set, opts.PlotsDir, plots); err != nil {
 			return nil, fmt.Errorf("evaluate: %w", err)
 		}
 		for _, p := range plots {
@@ -262,18 +263,27 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("evaluate: %w", err)
 	}
-	if opts.Report != "" {
-		if err := atomicfile.WriteFile(opts.Report, md); err != nil {
+	outs := []struct {
+		path string
+		data []byte
+	}{{opts.Report, md}, {opts.HTML, html}, {opts.Metrics, b}}
+	for _, o := range outs {
+		if o.path == "" {
+			continue
+		}
+		if err := set.WriteFile(o.path, o.data); err != nil {
 			return nil, fmt.Errorf("evaluate: %w", err)
 		}
-		res.Report = opts.Report
 	}
-	if opts.HTML != "" {
-		if err := atomicfile.WriteFile(opts.HTML, html); err != nil {
+	if err := set.Commit(); err != nil {
+		return nil, fmt.Errorf("evaluate: %w (the previous metrics, reports and plots are left as they were)", err)
+	}
+	if !opts.NoPlots {
+		if err := removeStalePlots(opts.PlotsDir, written); err != nil {
 			return nil, fmt.Errorf("evaluate: %w", err)
 		}
-		res.HTML = opts.HTML
 	}
+	res.Plots, res.Metrics, res.Report, res.HTML = written, opts.Metrics, opts.Report, opts.HTML
 	return res, nil
 }
 
@@ -432,25 +442,32 @@ func makePlots(ctx context.Context, ps []dataset.Prediction, split string, m *Sp
 	return out, nil
 }
 
-func writePlots(dir string, plots []*Plot) ([]string, error) {
+// writePlots stages the plots in dir as files of set and returns their paths.
+func writePlots(set *atomicfile.Set, dir string, plots []*Plot) ([]string, error) {
 	var paths []string
-	written := map[string]bool{}
 	for _, p := range plots {
 		path := filepath.Join(dir, p.Name)
-		if err := atomicfile.WriteFile(path, p.PNG); err != nil {
+		if err := set.WriteFile(path, p.PNG); err != nil {
 			return nil, err
 		}
 		paths = append(paths, path)
-		written[p.Name] = true
-	}
-	for _, name := range plotNames {
-		if !written[name] {
-			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("remove stale plot: %w", err)
-			}
-		}
 	}
 	return paths, nil
+}
+
+// removeStalePlots removes the plots of an earlier run that this one did not
+// write (once this run's files are in place).
+func removeStalePlots(dir string, written []string) error {
+	for _, name := range plotNames {
+		path := filepath.Join(dir, name)
+		if slices.Contains(written, path) {
+			continue
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove stale plot: %w", err)
+		}
+	}
+	return nil
 }
 
 func exists(path string) bool {
