@@ -13,9 +13,8 @@ import (
 )
 
 // TestConfigs decodes every example config strictly (an unknown key fails,
-// as `modax-ml --config` refuses it) and, for the pipeline configs, checks
-// the keys that keep chain.sh consistent with pipeline run (validate's
-// window is features').
+// as `modax-ml --config` refuses it) and checks that none sets a key copied
+// from another stage's (validate's window is features').
 func TestConfigs(t *testing.T) {
 	files, _ := filepath.Glob("*.yaml")
 	if len(files) < 2 {
@@ -33,9 +32,15 @@ func TestConfigs(t *testing.T) {
 			t.Errorf("%s: %v", f, err)
 			continue
 		}
-		pipelineConfig := f == "default.yaml" || f == "postgres.yaml"
-		if pipelineConfig && c.Validate.Window != c.Features.Window {
-			t.Errorf("%s: validate.window %d differs from features.window %d (chain.sh would check another window than pipeline run)", f, c.Validate.Window, c.Features.Window)
+		var m map[string]any
+		if err := yaml.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range config.Copied {
+			stage, key, _ := strings.Cut(k.Key, ".")
+			if sec, ok := m[stage].(map[string]any); ok && sec[key] != nil {
+				t.Errorf("%s sets %s, which is copied from %s (the value is ignored)", f, k.Key, k.From)
+			}
 		}
 	}
 	if !bytes.Equal(DefaultYAML, must(os.ReadFile("default.yaml"))) {

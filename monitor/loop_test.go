@@ -78,7 +78,6 @@ func TestContinuousTrainingLoop(t *testing.T) {
 	cfg.DB = dbc
 	cfg.Collect.Source = collect.SourcePostgres
 	cfg.Features.Window, cfg.Features.Stride = 24, 4
-	cfg.Validate.Window = 24
 	cfg.Train.Hidden, cfg.Train.Layers, cfg.Train.FC, cfg.Train.Epochs, cfg.Train.BatchSize, cfg.Train.LR = 16, 1, 16, 8, 64, 3e-3
 	cfg.Deploy.MaxMAE = 40
 	retrain := func(ctx context.Context) (*monitor.Retrained, error) {

@@ -33,9 +33,11 @@ import (
 // collect.out renames what validate and label read). Files named outside the
 // pipeline (a CSV or C-MAPSS source, a reference report, the models
 // directory) are resolved against the working directory. Settings that one
-// stage copies from another are kept consistent: validate checks the
-// window of features and the labelling rules of label.
+// stage copies from another come from config.Resolve, as for the stage run
+// on its own (validate checks the window of features and the labelling
+// rules of label).
 func Stages(cfg config.Config, d Dirs) ([]*Stage, error) {
+	cfg = cfg.Resolve()
 	// Outputs first: every input below is one of them.
 	co := cfg.Collect
 	co.DB = cfg.DB
@@ -57,8 +59,6 @@ func Stages(cfg config.Config, d Dirs) ([]*Stage, error) {
 	}
 	vo := cfg.Validate
 	vo.Readings, vo.Failures, vo.Out, vo.Reference = co.Out, co.FailuresOut, d.Out(vo.Out), d.In(vo.Reference)
-	vo.Window = fo.Window
-	vo.Horizon, vo.Critical, vo.Warning = lo.Horizon, lo.Critical, lo.Warning
 	to := cfg.Train
 	to.Windows, to.Stats, to.Out, to.Resume = fo.Out, fo.Stats, d.Out(to.Out), d.In(to.Resume)
 	eo := cfg.Evaluate

@@ -27,7 +27,8 @@ type Options struct {
 	// any warning or error, "none" never.
 	FailOn string `yaml:"fail_on" json:"fail_on"`
 	// Window is the number of readings the features stage needs per window;
-	// devices with fewer rows are reported.
+	// devices with fewer rows are reported. In a config it is features.window
+	// (config.Resolve copies it).
 	Window int `yaml:"window" json:"window"`
 	// GapFactor: a sampling gap longer than GapFactor × the device's median
 	// interval is reported.
@@ -50,7 +51,8 @@ type Options struct {
 	// may be empty); values outside are errors.
 	Bounds Bounds `yaml:"bounds" json:"bounds"`
 	// Horizon, Critical, Warning: the labelling rules the class balance is
-	// computed with (keep them equal to the label stage's).
+	// computed with. In a config they are label's (config.Resolve copies
+	// them).
 	Horizon  float64 `yaml:"horizon" json:"horizon"`
 	Critical float64 `yaml:"critical" json:"critical"`
 	Warning  float64 `yaml:"warning" json:"warning"`

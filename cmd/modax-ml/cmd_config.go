@@ -13,12 +13,12 @@ func newConfigCmd(a *app) *cobra.Command {
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "show",
-		Short: "Print the effective config (flags > MODAX_* env > file > defaults), secrets redacted",
+		Short: "Print the effective config (flags > MODAX_* env > file > defaults) as the stages see it, secrets redacted",
 		Example: `  modax-ml config show
   MODAX_TRAIN_EPOCHS=5 modax-ml --config examples/default.yaml config show --output json`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			red := a.cfg.Redacted()
+			red := a.cfg.Resolve().Redacted()
 			m, err := red.Map()
 			if err != nil {
 				return err

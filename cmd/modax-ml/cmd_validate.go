@@ -6,6 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/modax/modax-ml/features"
+	"github.com/modax/modax-ml/label"
 	"github.com/modax/modax-ml/validate"
 )
 
@@ -33,7 +35,7 @@ also on warnings, --fail-on none never.`,
   modax-ml validate --readings test.parquet --failures '' -o test-validation.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts := a.cfg.Validate
+			opts := a.cfg.Resolve().Validate
 			opts.Readings, opts.Failures, opts.Out = a.path(opts.Readings), a.path(opts.Failures), a.path(opts.Out)
 			opts.Reference = a.path(opts.Reference)
 			rep, err := validate.Run(cmd.Context(), a.env(), opts)
@@ -64,7 +66,7 @@ also on warnings, --fail-on none never.`,
 	bindStringP(fs, "out", "o", "validate.out", def.Out, "report file (output, JSON)")
 	bindString(fs, "reference", "validate.reference", def.Reference, "earlier validation report to measure drift against")
 	bindString(fs, "fail-on", "validate.fail_on", def.FailOn, "exit 3 on: error, warning or none")
-	bindInt(fs, "window", "validate.window", def.Window, "readings per window of the features stage (shorter devices are reported)")
+	bindInt(fs, "window", "features.window", features.DefaultOptions().Window, "readings per window of the features stage (features.window; shorter devices are reported)")
 	bindFloat(fs, "gap-factor", "validate.gap_factor", def.GapFactor, "report gaps longer than this × the device's median interval")
 	bindFloat(fs, "outlier-z", "validate.outlier_z", def.OutlierZ, "robust z-score (median/MAD per device) above which a value is an outlier")
 	bindFloat(fs, "max-missing", "validate.max_missing", def.MaxMissing, "share of missing values per device and sensor above which it is a warning")
@@ -72,9 +74,9 @@ also on warnings, --fail-on none never.`,
 	bindFloat(fs, "max-psi", "validate.max_psi", def.MaxPSI, "population stability index above which a sensor drifted")
 	bindFloat(fs, "max-ks", "validate.max_ks", def.MaxKS, "Kolmogorov–Smirnov statistic above which a sensor drifted")
 	bindStrings(fs, "bound", "validate.bounds", nil, "physical range of a sensor, sensor=min:max (either side may be empty); repeatable")
-	bindFloat(fs, "horizon", "validate.horizon", def.Horizon, "RUL cap in hours for the class balance (as label --horizon)")
-	bindFloat(fs, "critical", "validate.critical", def.Critical, "critical threshold in hours for the class balance (as label --critical)")
-	bindFloat(fs, "warning", "validate.warning", def.Warning, "warning threshold in hours for the class balance (as label --warning)")
+	bindFloat(fs, "horizon", "label.horizon", label.DefaultOptions().Horizon, "RUL cap in hours for the class balance (label.horizon)")
+	bindFloat(fs, "critical", "label.critical", label.DefaultOptions().Critical, "critical threshold in hours for the class balance (label.critical)")
+	bindFloat(fs, "warning", "label.warning", label.DefaultOptions().Warning, "warning threshold in hours for the class balance (label.warning)")
 	bindInt(fs, "examples", "validate.examples", def.Examples, "examples kept per finding")
 	bindInt(fs, "sample-size", "validate.sample_size", def.SampleSize, "values per sensor kept for quantiles and drift (exact below it)")
 	return cmd

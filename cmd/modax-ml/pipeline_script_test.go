@@ -58,7 +58,7 @@ func cmdSameOutputs(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // volatileMeta are file metadata keys that name the run, not the data.
-var volatileMeta = []string{dataset.MetaRunID, dataset.MetaCreatedAt, dataset.MetaInputs, dataset.MetaToolVersion}
+var volatileMeta = []string{dataset.MetaRunID, dataset.MetaCreatedAt, dataset.MetaInputs, dataset.MetaToolVersion, dataset.MetaWriteSet}
 
 func readTable(path string) (arrow.Table, dataset.Meta, error) {
 	r, err := dataset.Open(path, "")

@@ -317,6 +317,13 @@ func (a *app) load(cmd *cobra.Command) error {
 		return fmt.Errorf("%w: %w", exitcode.ErrUsage, err)
 	}
 	slog.SetDefault(a.log)
+	notes, err := config.CopiedConflicts(cfg, v.InConfig)
+	if err != nil {
+		return err
+	}
+	for _, n := range notes {
+		a.log.Warn(n)
+	}
 	return nil
 }
 

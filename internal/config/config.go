@@ -94,6 +94,45 @@ func Default() Config {
 	}
 }
 
+// Copied are the keys whose value is copied from another stage's key, so
+// that a stage run on its own and the same stage inside `pipeline run` read
+// the same value: validate checks the windows features makes and the class
+// balance of label's rules. A config that sets a copied key to another value
+// than its source is warned about (WarnCopied) and the source wins.
+var Copied = []struct{ Key, From string }{
+	{"validate.window", "features.window"},
+	{"validate.horizon", "label.horizon"},
+	{"validate.critical", "label.critical"},
+	{"validate.warning", "label.warning"},
+}
+
+// Resolve returns c with the Copied keys set from their sources: the
+// configuration as the stages see it. The CLI and the pipeline both build
+// stage options from it.
+func (c Config) Resolve() Config {
+	c.Validate.Window = c.Features.Window
+	c.Validate.Horizon, c.Validate.Critical, c.Validate.Warning = c.Label.Horizon, c.Label.Critical, c.Label.Warning
+	return c
+}
+
+// CopiedConflicts names each Copied key among set (the keys a config file
+// sets) whose value in c differs from its source's, as a message for a
+// warning: the value is ignored.
+func CopiedConflicts(c Config, set func(key string) bool) ([]string, error) {
+	flat, err := Flatten(c)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, k := range Copied {
+		if set(k.Key) && fmt.Sprint(flat[k.Key]) != fmt.Sprint(flat[k.From]) {
+			out = append(out, fmt.Sprintf("config: %s (%v) is ignored: it is copied from %s (%v); set that instead, or remove %s",
+				k.Key, flat[k.Key], k.From, flat[k.From], k.Key))
+		}
+	}
+	return out, nil
+}
+
 // Redacted returns a copy safe to print: secrets hidden.
 func (c Config) Redacted() Config {
 	c.DB.DSN = pg.Redact(c.DB.DSN)
