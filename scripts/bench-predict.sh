@@ -40,10 +40,12 @@ const add = (engine, threads, batch, ms) => {
   if (!runs.has(k)) runs.set(k, { engine, threads, batch, ms: [] });
   runs.get(k).ms.push(ms);
 };
-// BenchmarkNative/batch=256/workers=1-2   20   41441000 ns/op   6177 windows/s ...
+// BenchmarkNative/batch=256/workers=1-2   20   41441000 ns/op   41.20 median-ms/op   6177 windows/s ...
+// Both engines report the median time of one call (a mean would also charge
+// the calls that other jobs on the machine preempt).
 for (const l of fs.readFileSync(process.argv[2], 'utf8').split('\n')) {
-  const m = l.match(/^BenchmarkNative\/batch=(\d+)\/workers=(\d+)-\d+\s+\d+\s+([\d.]+) ns\/op/);
-  if (m) add('native (nn.Predictor)', +m[2], +m[1], m[3] / 1e6);
+  const m = l.match(/^BenchmarkNative\/batch=(\d+)\/workers=(\d+)-\d+\s.*?\s([\d.]+) median-ms\/op/);
+  if (m) add('native (nn.Predictor)', +m[2], +m[1], +m[3]);
 }
 // {"runtime":"onnxruntime-node 1.30.0","threads":1,"dims":[1,30,14],...,"median_ms":0.2,...}
 for (const l of fs.readFileSync(process.argv[3], 'utf8').trim().split('\n')) {
