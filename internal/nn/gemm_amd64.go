@@ -36,6 +36,35 @@ func kern1x16avx2(k int, a unsafe.Pointer, astride int, b, c unsafe.Pointer, acc
 //go:noescape
 func kern4x32avx512(k int, a unsafe.Pointer, astride int, b0, b1, c unsafe.Pointer, ldc int, acc bool)
 
+//go:noescape
+func kern8x32avx512(k int, a0, a1 unsafe.Pointer, ks, rs int, b0, b1, c unsafe.Pointer, ldc int, acc bool)
+
+//go:noescape
+func kern1x32avx512(k int, a unsafe.Pointer, astride int, b0, b1, c unsafe.Pointer, acc bool)
+
+// kernel8x32 computes the 8×32 tile c (+)= A·[B0 B1] (AVX-512 machines
+// only): row r < 4 of A at step k is a0[k*ks+r*rs], row 4+r is
+// a1[k*ks+r*rs]. Every value of c gets the bits kernel4x32 gives it.
+func kernel8x32(kb int, a0, a1 []float32, ks, rs int, b0, b1, c []float32, ldc int, acc bool) {
+	_ = a0[(kb-1)*ks+3*rs]
+	_ = a1[(kb-1)*ks+3*rs]
+	_ = b0[kb*nr-1]
+	_ = b1[kb*nr-1]
+	_ = c[7*ldc+2*nr-1]
+	kern8x32avx512(kb, unsafe.Pointer(&a0[0]), unsafe.Pointer(&a1[0]), ks, rs, unsafe.Pointer(&b0[0]), unsafe.Pointer(&b1[0]),
+		unsafe.Pointer(&c[0]), ldc, acc)
+}
+
+// kernel1x32 is two kernel1x16 calls on adjacent column panels in one pass
+// over a (AVX-512 machines only), with the same bits.
+func kernel1x32(kb int, a []float32, astride int, b0, b1, c []float32, acc bool) {
+	_ = a[(kb-1)*astride]
+	_ = b0[kb*nr-1]
+	_ = b1[kb*nr-1]
+	_ = c[2*nr-1]
+	kern1x32avx512(kb, unsafe.Pointer(&a[0]), astride, unsafe.Pointer(&b0[0]), unsafe.Pointer(&b1[0]), unsafe.Pointer(&c[0]), acc)
+}
+
 // kernel4x32 computes the 4×32 tile c (+)= A·[B0 B1] from an A panel whose
 // four values of step k start at a[k*astride] (astride mr when packed) and
 // two packed B panels (AVX-512 machines only; see use512).

@@ -236,76 +236,120 @@ const mcBlock = 128
 
 // macro multiplies op(A)[:, k0:k0+kb] by one packed block of B into C.
 func (g *goBLAS) macro(tA bool, m, n, kb int, a []float32, lda, k0 int, bp []float32, beta float32, c []float32, ldc int) {
-	np := panels(n)
 	acc := beta != 0
 	for i0 := 0; i0 < m; i0 += mcBlock {
 		mb := min(mcBlock, m-i0)
-		npa := (mb + mr - 1) / mr
-		// op(A) = Aᵀ: step k's four values of a row panel are contiguous in
-		// A's row k, so full panels are read in place (packing Aᵀ costs as
-		// much as the product here); only a partial last panel is packed.
-		direct := tA && useAsm
-		g.apack = grow32(g.apack, npa*kb*mr)
-		if mb == 1 {
-			// One row (single-window inference): the row kernel reads A
-			// in place.
-			as := 1
-			if tA {
-				as = lda
+		if use512 && n%(2*nr) == 0 && mb >= 2*mr {
+			// AVX-512 with whole pairs of column panels: 8×32 tiles read A in
+			// place (no packing); the last mb%8 rows take the general path.
+			m8 := mb &^ (2*mr - 1)
+			g.macro8(tA, n, kb, a, lda, k0, bp, c, ldc, i0, m8, acc)
+			if m8 == mb {
+				continue
 			}
-			ai := a[i0*lda+k0:]
-			if tA {
-				ai = a[k0*lda+i0:]
-			}
-			for p := range np {
-				j0 := p * nr
-				cn := min(nr, n-j0)
-				pb := bp[p*kb*nr : (p+1)*kb*nr]
-				if cn == nr {
-					kernel1x16(kb, ai, as, pb, c[i0*ldc+j0:], acc)
-					continue
-				}
-				packA(g.apack, tA, a, lda, i0, 1, k0, kb)
-				g.edge(kb, g.apack, mr, pb, c, i0, 1, j0, cn, ldc, acc)
-			}
+			g.block(tA, n, kb, a, lda, k0, bp, c, ldc, i0+m8, mb-m8, acc)
 			continue
 		}
-		if direct {
-			if mb%mr != 0 {
-				q := npa - 1
-				packA(g.apack[q*kb*mr:], tA, a, lda, i0+q*mr, mb-q*mr, k0, kb)
+		g.block(tA, n, kb, a, lda, k0, bp, c, ldc, i0, mb, acc)
+	}
+}
+
+// macro8 computes rows i0..i0+m8 (m8 a multiple of 8, n of 32) of the
+// product of macro with 8×32 tiles, A read in place: each B panel pair stays
+// in L1 while it sweeps the rows. The bits equal those of block's 4×32 tiles.
+func (g *goBLAS) macro8(tA bool, n, kb int, a []float32, lda, k0 int, bp []float32, c []float32, ldc, i0, m8 int, acc bool) {
+	ks, rs := 1, lda // A: row r at a[r*lda], step k at +k
+	if tA {
+		ks, rs = lda, 1 // Aᵀ: step k at a[k*lda], row r at +r
+	}
+	for p := 0; p < panels(n); p += 2 {
+		j0 := p * nr
+		pb0, pb1 := bp[p*kb*nr:(p+1)*kb*nr], bp[(p+1)*kb*nr:(p+2)*kb*nr]
+		for ri := i0; ri < i0+m8; ri += 2 * mr {
+			var a0, a1 []float32
+			if tA {
+				a0, a1 = a[k0*lda+ri:], a[k0*lda+ri+mr:]
+			} else {
+				a0, a1 = a[ri*lda+k0:], a[(ri+mr)*lda+k0:]
 			}
+			kernel8x32(kb, a0, a1, ks, rs, pb0, pb1, c[ri*ldc+j0:], ldc, acc)
+		}
+	}
+}
+
+// block computes rows i0..i0+mb (mb ≤ mcBlock) of the product of macro.
+func (g *goBLAS) block(tA bool, n, kb int, a []float32, lda, k0 int, bp []float32, c []float32, ldc, i0, mb int, acc bool) {
+	np := panels(n)
+	npa := (mb + mr - 1) / mr
+	// op(A) = Aᵀ: step k's four values of a row panel are contiguous in
+	// A's row k, so full panels are read in place (packing Aᵀ costs as
+	// much as the product here); only a partial last panel is packed.
+	direct := tA && useAsm
+	g.apack = grow32(g.apack, npa*kb*mr)
+	if mb == 1 {
+		// One row (single-window inference): the row kernel reads A
+		// in place.
+		var as int
+		var ai []float32
+		if tA {
+			as, ai = lda, a[k0*lda+i0:]
 		} else {
-			packA(g.apack, tA, a, lda, i0, mb, k0, kb)
+			as, ai = 1, a[i0*lda+k0:]
 		}
 		for p := 0; p < np; p++ {
 			j0 := p * nr
 			cn := min(nr, n-j0)
 			pb := bp[p*kb*nr : (p+1)*kb*nr]
-			// AVX-512: two full panels at a time for the full row panels.
-			pair := use512 && p+1 < np && n-j0 >= 2*nr
-			for q := range npa {
-				pa, as := g.apack[q*kb*mr:(q+1)*kb*mr], mr
-				ri := i0 + q*mr
-				r := min(mr, m-ri)
-				if direct && r == mr {
-					pa, as = a[k0*lda+ri:], lda
-				}
-				switch {
-				case pair && r == mr:
-					kernel4x32(kb, pa, as, pb, bp[(p+1)*kb*nr:(p+2)*kb*nr], c[ri*ldc+j0:], ldc, acc)
-				case pair:
-					g.edge(kb, pa, as, pb, c, ri, r, j0, nr, ldc, acc)
-					g.edge(kb, pa, as, bp[(p+1)*kb*nr:(p+2)*kb*nr], c, ri, r, j0+nr, nr, ldc, acc)
-				case r == mr && cn == nr:
-					kernel4x16(kb, pa, as, pb, c[ri*ldc+j0:], ldc, acc)
-				default:
-					g.edge(kb, pa, as, pb, c, ri, r, j0, cn, ldc, acc)
-				}
-			}
-			if pair {
+			if use512 && n-j0 >= 2*nr {
+				// Two panels per pass over the row (AVX-512).
+				kernel1x32(kb, ai, as, pb, bp[(p+1)*kb*nr:(p+2)*kb*nr], c[i0*ldc+j0:], acc)
 				p++
+				continue
 			}
+			if cn == nr {
+				kernel1x16(kb, ai, as, pb, c[i0*ldc+j0:], acc)
+				continue
+			}
+			packA(g.apack, tA, a, lda, i0, 1, k0, kb)
+			g.edge(kb, g.apack, mr, pb, c, i0, 1, j0, cn, ldc, acc)
+		}
+		return
+	}
+	if direct {
+		if mb%mr != 0 {
+			q := npa - 1
+			packA(g.apack[q*kb*mr:], tA, a, lda, i0+q*mr, mb-q*mr, k0, kb)
+		}
+	} else {
+		packA(g.apack, tA, a, lda, i0, mb, k0, kb)
+	}
+	for p := 0; p < np; p++ {
+		j0 := p * nr
+		cn := min(nr, n-j0)
+		pb := bp[p*kb*nr : (p+1)*kb*nr]
+		// AVX-512: two full panels at a time for the full row panels.
+		pair := use512 && p+1 < np && n-j0 >= 2*nr
+		for q := range npa {
+			pa, as := g.apack[q*kb*mr:(q+1)*kb*mr], mr
+			ri := i0 + q*mr
+			r := min(mr, i0+mb-ri)
+			if direct && r == mr {
+				pa, as = a[k0*lda+ri:], lda
+			}
+			switch {
+			case pair && r == mr:
+				kernel4x32(kb, pa, as, pb, bp[(p+1)*kb*nr:(p+2)*kb*nr], c[ri*ldc+j0:], ldc, acc)
+			case pair:
+				g.edge(kb, pa, as, pb, c, ri, r, j0, nr, ldc, acc)
+				g.edge(kb, pa, as, bp[(p+1)*kb*nr:(p+2)*kb*nr], c, ri, r, j0+nr, nr, ldc, acc)
+			case r == mr && cn == nr:
+				kernel4x16(kb, pa, as, pb, c[ri*ldc+j0:], ldc, acc)
+			default:
+				g.edge(kb, pa, as, pb, c, ri, r, j0, cn, ldc, acc)
+			}
+		}
+		if pair {
+			p++
 		}
 	}
 }

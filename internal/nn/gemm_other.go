@@ -12,6 +12,14 @@ func kernel4x32(kb int, a []float32, astride int, b0, b1, c []float32, ldc int, 
 	panic("nn: kernel4x32 without AVX-512")
 }
 
+func kernel8x32(kb int, a0, a1 []float32, ks, rs int, b0, b1, c []float32, ldc int, acc bool) {
+	panic("nn: kernel8x32 without AVX-512")
+}
+
+func kernel1x32(kb int, a []float32, astride int, b0, b1, c []float32, acc bool) {
+	panic("nn: kernel1x32 without AVX-512")
+}
+
 func kernel4x16(kb int, a []float32, astride int, b, c []float32, ldc int, acc bool) {
 	gemmKernelGo(kb, a, astride, b, c, ldc, acc)
 }

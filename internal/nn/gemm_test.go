@@ -22,7 +22,7 @@ func randSlice(rng *rand.Rand, n int) []float32 {
 func TestGemmBackends(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	shapes := [][3]int{{1, 1, 1}, {1, 16, 7}, {1, 512, 128}, {3, 5, 2}, {4, 16, 1}, {5, 17, 9}, {16, 512, 128},
-		{16, 128, 512}, {33, 14, 400}, {512, 5, 800}, {7, 64, 0}, {0, 3, 4}, {64, 70, kcBlock + 3}}
+		{16, 128, 512}, {13, 64, 9}, {133, 96, 20}, {9, 32, 3}, {33, 14, 400}, {512, 5, 800}, {7, 64, 0}, {0, 3, 4}, {64, 70, kcBlock + 3}}
 	for _, name := range Backends() {
 		b, err := lookupBackend(name)
 		if err != nil {
@@ -134,4 +134,62 @@ func BenchmarkGemm(b *testing.B) {
 			})
 		}
 	}
+}
+
+// TestWideKernelsSameBits: on AVX-512 machines the 8×32 and 1×32 kernels
+// must give every value the bits of the 4×32 and 1×16 kernels they replace
+// (training's results must not depend on which tile computed them), for A
+// packed, Aᵀ in place and A in place, with and without accumulation.
+func TestWideKernelsSameBits(t *testing.T) {
+	if !use512 {
+		t.Skip("no AVX-512 on this machine (or MODAX_NO_AVX512=1)")
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, kb := range []int{1, 2, 3, 7, 8, 9, 14, 128, 385} {
+		b0, b1 := randSlice(rng, kb*nr), randSlice(rng, kb*nr)
+		c0 := randSlice(rng, 8*40)
+		for _, acc := range []bool{false, true} {
+			// A row-major 8×kb with lda kb+5, and its transpose with lda 11.
+			lda := kb + 5
+			a := randSlice(rng, 8*lda)
+			at := make([]float32, kb*11)
+			pk := make([]float32, 2*kb*mr) // two packed 4-row panels
+			for r := range 8 {
+				for k := range kb {
+					at[k*11+r] = a[r*lda+k]
+					pk[(r/mr)*kb*mr+k*mr+r%mr] = a[r*lda+k]
+				}
+			}
+			want := append([]float32(nil), c0...)
+			kernel4x32(kb, pk, mr, b0, b1, want, 40, acc)
+			kernel4x32(kb, pk[kb*mr:], mr, b0, b1, want[4*40:], 40, acc)
+			for name, got := range map[string][]float32{
+				"packed": run8(kb, pk, pk[kb*mr:], mr, 1, b0, b1, c0, acc),
+				"At":     run8(kb, at, at[mr:], 11, 1, b0, b1, c0, acc),
+				"A":      run8(kb, a, a[4*lda:], 1, lda, b0, b1, c0, acc),
+			} {
+				for i := range want {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("kb=%d acc=%v %s: c[%d] = %x, 4×32 gives %x", kb, acc, name, i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+					}
+				}
+			}
+			w1 := append([]float32(nil), c0[:2*nr]...)
+			kernel1x16(kb, a, 1, b0, w1, acc)
+			kernel1x16(kb, a, 1, b1, w1[nr:], acc)
+			g1 := append([]float32(nil), c0[:2*nr]...)
+			kernel1x32(kb, a, 1, b0, b1, g1, acc)
+			for i := range w1 {
+				if math.Float32bits(g1[i]) != math.Float32bits(w1[i]) {
+					t.Fatalf("kb=%d acc=%v 1×32: c[%d] = %g, 1×16 gives %g", kb, acc, i, g1[i], w1[i])
+				}
+			}
+		}
+	}
+}
+
+func run8(kb int, a0, a1 []float32, ks, rs int, b0, b1, c0 []float32, acc bool) []float32 {
+	c := append([]float32(nil), c0...)
+	kernel8x32(kb, a0, a1, ks, rs, b0, b1, c, 40, acc)
+	return c
 }
