@@ -42,6 +42,10 @@ type SplitMetrics struct {
 	CriticalAccuracy Float `json:"critical_accuracy"`
 
 	Classification *Classification `json:"classification"`
+
+	// Intervals is the measured coverage of the prediction intervals, one
+	// entry per level (empty without intervals).
+	Intervals []IntervalMetrics `json:"intervals"`
 }
 
 // DeviceMetrics are the metrics of one device in one split (samples with a

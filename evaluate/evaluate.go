@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/modax/modax-ml/internal/atomicfile"
+	"github.com/modax/modax-ml/internal/conformal"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/infer"
@@ -181,16 +182,27 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	} else if ok {
 		doc.HorizonHours = Float(h)
 	}
+	cal, err := predictionsCalibration(meta, opts.Predictions)
+	if err != nil {
+		return nil, err
+	}
 	var history []model.Epoch
 	if opts.Model != "" && exists(opts.Model) {
 		var w string
-		if history, w, err = checkModel(doc, opts.Model, opts.Predictions); err != nil {
+		var modelCal *conformal.Calibration
+		if history, modelCal, w, err = checkModel(doc, opts.Model, opts.Predictions); err != nil {
 			return nil, err
 		}
 		if w != "" {
 			warn(w)
 		}
+		if cal == nil {
+			// Predictions made before predict recorded the calibration: the
+			// checkpoint that made them has it.
+			cal = modelCal
+		}
 	}
+	doc.Calibration = cal
 	if n := healthMismatches(ps, doc.Thresholds); n > 0 {
 		warn(fmt.Sprintf("%d rows of %s have a health_true that the thresholds (%g/%g h) do not give for their rul_true; classes are recomputed from the RUL with these thresholds",
 			n, opts.Predictions, doc.Thresholds.Critical, doc.Thresholds.Warning))
@@ -208,9 +220,16 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 			}
 		}
 		m := ComputeSplit(in, doc.Thresholds, opts.CriticalToleranceHours)
+		if m.Intervals, err = ComputeIntervals(in, cal); err != nil {
+			return nil, fmt.Errorf("evaluate: %s: split %s: %w", opts.Predictions, s, err)
+		}
 		doc.Splits[s] = m
 		env.Log.Info("evaluate", "split", s, "n", m.N, "mae", float64(m.MAE), "rmse", float64(m.RMSE),
 			"score", float64(m.Score), "critical_accuracy", float64(m.CriticalAccuracy))
+		for _, iv := range m.Intervals {
+			env.Log.Info("evaluate: interval coverage", "split", s, "level", iv.Level, "n", iv.N,
+				"coverage", float64(iv.Coverage), "mean_width_hours", float64(iv.MeanWidth))
+		}
 		if m.N == 0 {
 			warn(fmt.Sprintf("split %s has no predictions with a known true RUL", s))
 		}
@@ -339,14 +358,15 @@ func thresholds(opts Options, meta dataset.Meta, warn func(string)) (dataset.Thr
 // left out: metrics.json keeps naming the model that made the predictions,
 // and the returned warning says so.
 //
-// An ONNX model (.onnx) has no training history; it is only checked.
-func checkModel(doc *Metrics, path, predPath string) ([]model.Epoch, string, error) {
+// An ONNX model (.onnx) has no training history; it is only checked. The
+// checkpoint's interval calibration is returned too (nil: none).
+func checkModel(doc *Metrics, path, predPath string) ([]model.Epoch, *conformal.Calibration, string, error) {
 	sha, err := dataset.FileSHA256(path)
 	if err != nil {
-		return nil, "", fmt.Errorf("evaluate: %w", err)
+		return nil, nil, "", fmt.Errorf("evaluate: %w", err)
 	}
 	if doc.Model != nil && doc.Model.SHA256 != "" && doc.Model.SHA256 != sha {
-		return nil, fmt.Sprintf("%s was made by the model %s (sha256 %.12s…), not by %s (sha256 %.12s…): its training curves are left out and metrics.json names the model that made the predictions",
+		return nil, nil, fmt.Sprintf("%s was made by the model %s (sha256 %.12s…), not by %s (sha256 %.12s…): its training curves are left out and metrics.json names the model that made the predictions",
 			predPath, doc.Model.Path, doc.Model.SHA256, path, sha), nil
 	}
 	if strings.EqualFold(filepath.Ext(path), ".onnx") {
@@ -355,14 +375,14 @@ func checkModel(doc *Metrics, path, predPath string) ([]model.Epoch, string, err
 			version = doc.Model.ModelVersion
 		}
 		doc.Model = &FileRef{Path: path, SHA256: sha, ModelVersion: version}
-		return nil, "", nil
+		return nil, nil, "", nil
 	}
 	ck, err := model.Load(path)
 	if err != nil {
-		return nil, "", fmt.Errorf("evaluate: %w", err)
+		return nil, nil, "", fmt.Errorf("evaluate: %w", err)
 	}
 	doc.Model = &FileRef{Path: path, SHA256: sha, ModelVersion: ck.Info.ModelVersion}
-	return ck.Info.History, "", nil
+	return ck.Info.History, ck.Info.Calibration, "", nil
 }
 
 func healthMismatches(ps []dataset.Prediction, th dataset.Thresholds) int {
@@ -401,7 +421,7 @@ func primarySplit(want string, splits map[string]*SplitMetrics) (string, error) 
 }
 
 // plotNames are every plot evaluate may write (stale ones are removed).
-var plotNames = []string{"pred_vs_true.png", "error_hist.png", "error_vs_true.png", "trajectories.png", "confusion.png", "training_curves.png"}
+var plotNames = []string{"pred_vs_true.png", "error_hist.png", "error_vs_true.png", "trajectories.png", "confusion.png", "calibration.png", "training_curves.png"}
 
 func makePlots(ctx context.Context, ps []dataset.Prediction, split string, m *SplitMetrics, history []model.Epoch) ([]*Plot, error) {
 	var truth, pred []float64
@@ -433,6 +453,9 @@ func makePlots(ctx context.Context, ps []dataset.Prediction, split string, m *Sp
 			return nil, err
 		}
 		if err := add(PlotConfusion(m.Classification, split)); err != nil {
+			return nil, err
+		}
+		if err := add(PlotCalibration(m.Intervals, split)); err != nil {
 			return nil, err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/modax/modax-ml/internal/conformal"
 	"github.com/modax/modax-ml/internal/dataset"
 )
 
@@ -35,6 +36,11 @@ type Metrics struct {
 	HorizonHours           Float              `json:"horizon_hours"`
 	CriticalToleranceHours float64            `json:"critical_tolerance_hours"`
 
+	// Calibration is the model's interval calibration the coverage was
+	// measured with (null: none; intervals then come from the predictions
+	// file's columns, if any).
+	Calibration *conformal.Calibration `json:"interval_calibration"`
+
 	Splits    map[string]*SplitMetrics `json:"splits"`
 	PerDevice []DeviceMetrics          `json:"per_device"`
 	// Definitions says what each metric means, so the file reads on its own.
@@ -43,20 +49,22 @@ type Metrics struct {
 
 // Definitions of the metrics as written to metrics.json.
 var Definitions = map[string]string{
-	"n":                 "samples with a known true RUL",
-	"mae":               "mean |pred - true| in hours, true = RUL capped at the horizon (what the model was trained on)",
-	"rmse":              "sqrt(mean (pred - true)^2) in hours, capped truth",
-	"r2":                "1 - SS_res/SS_tot; null when the truth is constant (SS_tot = 0)",
-	"bias":              "mean(pred - true); > 0 means too much life predicted on average",
-	"score":             "PHM08 asymmetric score: sum of exp(-d/13)-1 for d < 0 and exp(d/10)-1 for d >= 0, d = pred - true; a sum, so only comparable over the same samples",
-	"score_mean":        "score / n",
-	"early_rate":        "share of predictions with pred < true (failure expected before it happens; the safe side). The design's code called pred > true 'early': that is the late case",
-	"late_rate":         "share of predictions with pred > true (the failure comes before the model expects it)",
-	"exact_rate":        "share with pred == true",
-	"*_raw":             "the same against the raw (uncapped) RUL, on the n_raw samples where it is known (not censored)",
-	"critical_accuracy": "of the critical_n samples with true RUL < thresholds.critical_hours, the share with |pred - true| < critical_tolerance_hours; null when critical_n = 0",
-	"classification":    "health classes from the thresholds applied to true and predicted RUL (critical < critical_hours <= warning < warning_hours <= normal); confusion rows = true class, columns = predicted class, in the order of labels; precision/recall that divide by zero are 0 (scikit-learn's zero_division=0)",
-	"per_device":        "the same regression metrics per device and split, with the device's last labelled window",
+	"n":                    "samples with a known true RUL",
+	"mae":                  "mean |pred - true| in hours, true = RUL capped at the horizon (what the model was trained on)",
+	"rmse":                 "sqrt(mean (pred - true)^2) in hours, capped truth",
+	"r2":                   "1 - SS_res/SS_tot; null when the truth is constant (SS_tot = 0)",
+	"bias":                 "mean(pred - true); > 0 means too much life predicted on average",
+	"score":                "PHM08 asymmetric score: sum of exp(-d/13)-1 for d < 0 and exp(d/10)-1 for d >= 0, d = pred - true; a sum, so only comparable over the same samples",
+	"score_mean":           "score / n",
+	"early_rate":           "share of predictions with pred < true (failure expected before it happens; the safe side). The design's code called pred > true 'early': that is the late case",
+	"late_rate":            "share of predictions with pred > true (the failure comes before the model expects it)",
+	"exact_rate":           "share with pred == true",
+	"*_raw":                "the same against the raw (uncapped) RUL, on the n_raw samples where it is known (not censored)",
+	"critical_accuracy":    "of the critical_n samples with true RUL < thresholds.critical_hours, the share with |pred - true| < critical_tolerance_hours; null when critical_n = 0",
+	"classification":       "health classes from the thresholds applied to true and predicted RUL (critical < critical_hours <= warning < warning_hours <= normal); confusion rows = true class, columns = predicted class, in the order of labels; precision/recall that divide by zero are 0 (scikit-learn's zero_division=0)",
+	"per_device":           "the same regression metrics per device and split, with the device's last labelled window",
+	"intervals":            "per interval level: of the n windows with a known true RUL (capped), the covered ones have it inside [rul_lower, rul_upper]; coverage = covered / n (compare with level, the nominal coverage), mean_width = mean(rul_upper - rul_lower) in hours; buckets: the same per Mondrian bucket of predicted RUL [lo_hours, hi_hours) of interval_calibration",
+	"interval_calibration": "the model's split-conformal calibration (levels, buckets of predicted RUL and their radii; a null radius is unbounded) the intervals were computed with; null when the model has none",
 }
 
 // ReadMetrics reads a metrics.json file and checks its schema.

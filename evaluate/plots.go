@@ -493,3 +493,81 @@ func PlotTraining(h []model.Epoch) (*Plot, error) {
 }
 
 func finitePos(v float64) bool { return v > 0 && !math.IsInf(v, 0) }
+
+// errPoints are points with vertical error bars.
+type errPoints struct {
+	plotter.XYs
+	plotter.YErrors
+}
+
+// PlotCalibration draws the measured coverage of the prediction intervals
+// against their nominal level (the calibration plot): overall with a 95 %
+// binomial band, and per bucket of predicted RUL. It returns nil when there
+// are no intervals.
+func PlotCalibration(ivs []IntervalMetrics, split string) (*Plot, error) {
+	var all, buckets plotter.XYs
+	var errs plotter.YErrors
+	lo := 0.5
+	n := 0
+	for _, iv := range ivs {
+		if !iv.Coverage.Valid() {
+			continue
+		}
+		c := float64(iv.Coverage)
+		all = append(all, plotter.XY{X: iv.Level, Y: c})
+		se := 1.96 * math.Sqrt(c*(1-c)/float64(iv.N))
+		errs = append(errs, struct{ Low, High float64 }{Low: math.Min(se, c), High: math.Min(se, 1-c)})
+		lo = math.Min(lo, math.Min(iv.Level, c-se))
+		n = max(n, iv.N)
+		for _, b := range iv.Buckets {
+			if b.Coverage.Valid() {
+				buckets = append(buckets, plotter.XY{X: iv.Level, Y: float64(b.Coverage)})
+				lo = math.Min(lo, float64(b.Coverage))
+			}
+		}
+	}
+	if len(all) == 0 {
+		return nil, nil
+	}
+	lo = math.Max(0, math.Floor(lo*10-0.5)/10)
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("Interval calibration (%s, n = %d)", split, n)
+	p.X.Label.Text = "nominal coverage (interval level)"
+	p.Y.Label.Text = "empirical coverage"
+	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = lo, 1, lo, 1
+	id, err := line(plotter.XYs{{X: lo, Y: lo}, {X: 1, Y: 1}}, colRef, vg.Points(1.5), true)
+	if err != nil {
+		return nil, err
+	}
+	p.Add(plotter.NewGrid(), id)
+	p.Legend.Add("perfect (empirical = nominal)", id)
+	if len(buckets) > 0 {
+		bs, err := plotter.NewScatter(buckets)
+		if err != nil {
+			return nil, err
+		}
+		bs.Color, bs.Radius, bs.Shape = colDot, vg.Points(3), draw.TriangleGlyph{}
+		p.Add(bs)
+		p.Legend.Add("per bucket of predicted RUL", bs)
+	}
+	l, pts, err := plotter.NewLinePoints(all)
+	if err != nil {
+		return nil, err
+	}
+	l.Color, l.Width = colPred, vg.Points(1.5)
+	pts.Color, pts.Radius, pts.Shape = colPred, vg.Points(4), draw.CircleGlyph{}
+	eb, err := plotter.NewYErrorBars(errPoints{XYs: all, YErrors: errs})
+	if err != nil {
+		return nil, err
+	}
+	eb.Color = colPred
+	p.Add(l, pts, eb)
+	p.Legend.Add("all windows (95 % band)", l, pts)
+	p.Legend.Top, p.Legend.Left = true, true
+	png, err := render(p, PlotWidth, PlotHeight)
+	if err != nil {
+		return nil, err
+	}
+	return &Plot{Name: "calibration.png", Title: "Interval calibration", Width: PlotWidth, Height: PlotHeight, PNG: png,
+		Caption: "Empirical coverage of the prediction intervals (share of windows whose true RUL lies in [rul_lower, rul_upper]) at each calibrated level. On the dashed line the intervals cover as promised; below it they are too narrow, above it too wide. Triangles are the Mondrian buckets of predicted RUL."}, nil
+}

@@ -101,7 +101,33 @@ var funcs = map[string]any{
 		}
 		return out
 	},
-	"model": func(m *Metrics) string { return modelName(m) },
+	"model":     func(m *Metrics) string { return modelName(m) },
+	"intervals": intervalRows,
+}
+
+// ivRow is one row of the reports' interval table: a level of a split, or
+// one bucket of it (Bucket set).
+type ivRow struct {
+	Split, Bucket string
+	Level         string
+	N, Covered    int
+	Coverage      Float
+	Width         string
+}
+
+// intervalRows flattens the splits' interval coverage for the reports.
+func intervalRows(splits []splitView) []ivRow {
+	var out []ivRow
+	for _, s := range splits {
+		for _, iv := range s.Intervals {
+			lv := fmt.Sprintf("%g %%", 100*iv.Level)
+			out = append(out, ivRow{Split: s.Name, Level: lv, N: iv.N, Covered: iv.Covered, Coverage: iv.Coverage, Width: widthText(iv.MeanWidth)})
+			for _, b := range iv.Buckets {
+				out = append(out, ivRow{Split: s.Name, Bucket: bucketText(b), Level: lv, N: b.N, Covered: b.Covered, Coverage: b.Coverage, Width: widthText(b.MeanWidth)})
+			}
+		}
+	}
+	return out
 }
 
 type classRow struct {
@@ -134,7 +160,15 @@ Against the raw (uncapped) RUL, where known:
 | split | n_raw | MAE | RMSE | R² | bias | score |
 |---|--:|--:|--:|--:|--:|--:|
 {{range .Splits}}| {{.Name}} | {{.NRaw}} | {{f3 .MAERaw}} | {{f3 .RMSERaw}} | {{f3 .R2Raw}} | {{f3 .BiasRaw}} | {{num .ScoreRaw}} |
-{{end}}
+{{end}}{{with intervals .Splits}}
+## Prediction intervals
+
+Measured coverage of the prediction intervals: the share of windows whose true RUL lies in [rul_lower, rul_upper], against the level (the nominal coverage); per bucket of predicted RUL the same over the windows predicted in it.
+
+| split | level | bucket of predicted RUL | n | covered | coverage | mean width |
+|---|--:|---|--:|--:|--:|--:|
+{{range .}}| {{.Split}} | {{.Level}} | {{if .Bucket}}{{.Bucket}}{{else}}all{{end}} | {{.N}} | {{.Covered}} | {{pct .Coverage}} | {{.Width}} |
+{{end}}{{end}}
 {{range .Splits}}
 ## Health classes: {{.Name}}
 
@@ -235,6 +269,11 @@ figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #ddd}figcaption
 <table><tr><th>split</th><th>n_raw</th><th>MAE</th><th>RMSE</th><th>R²</th><th>bias</th><th>score</th></tr>
 {{range .Splits}}<tr><td>{{.Name}}</td><td class="n">{{.NRaw}}</td><td class="n">{{f3 .MAERaw}}</td><td class="n">{{f3 .RMSERaw}}</td><td class="n">{{f3 .R2Raw}}</td><td class="n">{{f3 .BiasRaw}}</td><td class="n">{{num .ScoreRaw}}</td></tr>
 {{end}}</table>
+{{with intervals .Splits}}<h2>Prediction intervals</h2>
+<p>Measured coverage of the prediction intervals: the share of windows whose true RUL lies in [rul_lower, rul_upper], against the level (the nominal coverage); per bucket of predicted RUL the same over the windows predicted in it.</p>
+<table><tr><th>split</th><th>level</th><th>bucket of predicted RUL</th><th>n</th><th>covered</th><th>coverage</th><th>mean width</th></tr>
+{{range .}}<tr><td>{{.Split}}</td><td class="n">{{.Level}}</td><td>{{if .Bucket}}{{.Bucket}}{{else}}all{{end}}</td><td class="n">{{.N}}</td><td class="n">{{.Covered}}</td><td class="n">{{pct .Coverage}}</td><td class="n">{{.Width}}</td></tr>
+{{end}}</table>{{end}}
 {{range .Splits}}
 <h2>Health classes: {{.Name}}</h2>
 <table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th><th>predicted</th></tr>

@@ -84,6 +84,9 @@ func writeEvaluateText(w io.Writer, res *evaluate.Result) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := writeIntervalText(w, res); err != nil {
+		return err
+	}
 	files := []string{res.Metrics}
 	for _, p := range []string{res.Report, res.HTML} {
 		if p != "" {
@@ -103,6 +106,35 @@ func writeEvaluateText(w io.Writer, res *evaluate.Result) error {
 		return res.Compare.WriteText(w)
 	}
 	return nil
+}
+
+// writeIntervalText prints the measured interval coverage per split and
+// level, with the per-bucket coverage, when there are intervals.
+func writeIntervalText(w io.Writer, res *evaluate.Result) error {
+	var rows []string
+	for _, s := range res.SplitNames() {
+		for _, iv := range res.Splits[s].Intervals {
+			var bs []string
+			for _, b := range iv.Buckets {
+				hi := fmt.Sprintf("%.0f", b.Hi)
+				bs = append(bs, fmt.Sprintf("[%.0f,%s) %s/%d", b.Lo, hi, pct(b.Coverage), b.N))
+			}
+			width := "—"
+			if iv.MeanWidth.Valid() {
+				width = fmt.Sprintf("%.1f h", float64(iv.MeanWidth))
+			}
+			rows = append(rows, fmt.Sprintf("%s\t%g%%\t%d\t%s\t%s\t%s", s, 100*iv.Level, iv.N, pct(iv.Coverage), width, strings.Join(bs, "  ")))
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "intervals\tlevel\tn\tcoverage\tmean width\tper bucket of predicted RUL (h): coverage/n")
+	for _, r := range rows {
+		fmt.Fprintln(tw, r)
+	}
+	return tw.Flush()
 }
 
 func f3(f evaluate.Float) string {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/modax/modax-ml/evaluate"
+	"github.com/modax/modax-ml/internal/conformal"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/infer"
 	"github.com/modax/modax-ml/internal/model"
@@ -19,7 +20,8 @@ import (
 // stories: it writes small deterministic files that the stories' stages read.
 //
 //	evalfixture model OUT [SEED]                          a checkpoint with a training history
-//	evalfixture predictions OUT MODEL [--worse] [--nan]   predictions recorded as made by MODEL
+//	evalfixture predictions OUT MODEL [--worse] [--nan] [--calibrated]
+//	                                                      predictions recorded as made by MODEL (--calibrated: with a 90 % interval calibration)
 //	evalfixture windows OUT [--swapped] [--window N]      windows for the fixture model (features temperature, vibration; window 4)
 //	evalfixture model-for WINDOWS OUT                     an untrained checkpoint with the input contract of a real windows file (a stand-in for train)
 func fixtureMain() int {
@@ -46,7 +48,7 @@ func fixtureMain() int {
 		if len(args) < 3 {
 			return fail(fmt.Errorf("predictions OUT MODEL"))
 		}
-		if err := fixturePredictions(args[1], args[2], slices.Contains(args, "--worse"), slices.Contains(args, "--nan")); err != nil {
+		if err := fixturePredictions(args[1], args[2], slices.Contains(args, "--worse"), slices.Contains(args, "--nan"), slices.Contains(args, "--calibrated")); err != nil {
 			return fail(err)
 		}
 	case "model-for":
@@ -86,7 +88,7 @@ func fixtureModel(out string, seed uint64) error {
 		CreatedAt: "2024-03-01T00:00:00Z"}})
 }
 
-func fixturePredictions(out, modelPath string, worse, withNaN bool) error {
+func fixturePredictions(out, modelPath string, worse, withNaN, calibrated bool) error {
 	sha, err := dataset.FileSHA256(modelPath)
 	if err != nil {
 		return err
@@ -119,6 +121,10 @@ func fixturePredictions(out, modelPath string, worse, withNaN bool) error {
 	meta.MustSet(dataset.MetaHorizon, 100.0)
 	meta.MustSet(dataset.MetaModel, infer.ModelRef{Path: modelPath, SHA256: sha, ModelVersion: "fixture-v1"})
 	meta.MustSet(dataset.MetaInputs, []dataset.Input{{Path: "windows.parquet", SHA256: "0000"}, {Path: modelPath, SHA256: sha}})
+	if calibrated {
+		meta.MustSet(model.MetaCalibration, &conformal.Calibration{Method: conformal.Method, Horizon: 100, Levels: []float64{0.9}, N: 200,
+			Buckets: []conformal.Bucket{{Lo: 0, Hi: 50, N: 100, Radius: []conformal.Radius{6}}, {Lo: 50, Hi: 100, N: 100, Radius: []conformal.Radius{8}}}})
+	}
 	return dataset.WritePredictions(out, ps, meta)
 }
 
