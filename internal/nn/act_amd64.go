@@ -58,3 +58,25 @@ func cellBackwardRow32(g, cp, tc, dho, dh, dc, dG []float32, H int) bool {
 		unsafe.Pointer(&dh[0]), unsafe.Pointer(&dc[0]), cpp, H)
 	return true
 }
+
+//go:noescape
+func cellInferAVX512(gates, cp, c, h unsafe.Pointer, hn int)
+
+// cellInferRow32 is one row of the LSTM cell in inference (c and h from the
+// gate pre-activations g [4H] and the previous cell state cp, nil for a zero
+// state) with the bits of cellForward32; g is left as it was and no
+// tanh(c) is kept. It reports false when it cannot (no AVX-512 or H not a
+// multiple of 16).
+func cellInferRow32(g, cp, c, h []float32, H int) bool {
+	if !use512 || H%16 != 0 || H == 0 {
+		return false
+	}
+	_, _, _ = g[4*H-1], c[H-1], h[H-1]
+	var cpp unsafe.Pointer
+	if cp != nil {
+		_ = cp[H-1]
+		cpp = unsafe.Pointer(&cp[0])
+	}
+	cellInferAVX512(unsafe.Pointer(&g[0]), cpp, unsafe.Pointer(&c[0]), unsafe.Pointer(&h[0]), H)
+	return true
+}

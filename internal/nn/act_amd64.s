@@ -292,3 +292,175 @@ bnocp:
 bdone:
 	VZEROUPPER
 	RET
+
+// func cellInferAVX512(gates, cp, c, h unsafe.Pointer, hn int)
+// One row of the LSTM cell in inference, 16 units at a time: the gate
+// pre-activations i, f, g, o (blocks of hn values) give c = σ(i)·tanh(g) +
+// σ(f)·cp (cp nil: a zero state) and h = σ(o)·tanh(c). The operations are
+// those of sigmoidAVX2, tanhAVX2 and cellForward32, lane for lane, so the
+// bits are the same; the activated gates are not stored. hn is a multiple
+// of 16.
+TEXT ·cellInferAVX512(SB), NOSPLIT, $0-40
+	MOVQ gates+0(FP), SI
+	MOVQ cp+8(FP), R12
+	MOVQ c+16(FP), R8
+	MOVQ h+24(FP), R9
+	MOVQ hn+32(FP), CX
+	MOVQ CX, BX
+	SHLQ $2, BX        // hn in bytes: distance between gate blocks
+	LEAQ (BX)(BX*2), DX // 3·hn bytes
+	SHRQ $4, CX
+	JZ   cidone
+	VBROADCASTSS actc<>+0(SB), Z18
+	VBROADCASTSS actc<>+32(SB), Z19
+	VBROADCASTSS actc<>+64(SB), Z20
+	VBROADCASTSS actc<>+96(SB), Z21
+	VBROADCASTSS actc<>+128(SB), Z22
+	VBROADCASTSS actc<>+160(SB), Z23
+	VBROADCASTSS actc<>+192(SB), Z24
+	VBROADCASTSS actc<>+224(SB), Z25
+	VBROADCASTSS actc<>+256(SB), Z26
+	VBROADCASTSS actc<>+288(SB), Z27
+	VBROADCASTSS actc<>+320(SB), Z28
+	VBROADCASTSS actc<>+352(SB), Z29
+	VBROADCASTSS actc<>+384(SB), Z30
+	VBROADCASTSS actc<>+416(SB), Z31
+	VXORPS Z17, Z17, Z17
+
+cloop:
+	VMOVUPS (SI), Z0           // i
+	VSUBPS       Z0, Z17, Z0
+	VMINPS       Z18, Z0, Z0
+	VMAXPS       Z19, Z0, Z0
+	VMULPS       Z20, Z0, Z8
+	VRNDSCALEPS  $0, Z8, Z8
+	VFNMADD231PS Z21, Z8, Z0
+	VFNMADD231PS Z22, Z8, Z0
+	VMOVAPS      Z23, Z9
+	VFMADD213PS  Z24, Z0, Z9
+	VFMADD213PS  Z25, Z0, Z9
+	VFMADD213PS  Z26, Z0, Z9
+	VFMADD213PS  Z27, Z0, Z9
+	VFMADD213PS  Z28, Z0, Z9
+	VMULPS       Z0, Z0, Z10
+	VFMADD213PS  Z0, Z10, Z9
+	VADDPS       Z29, Z9, Z9
+	VCVTPS2DQ    Z8, Z8
+	VPADDD       Z31, Z8, Z8
+	VPSLLD       $23, Z8, Z8
+	VMULPS       Z8, Z9, Z0
+	VADDPS       Z29, Z0, Z0
+	VDIVPS       Z0, Z29, Z0
+	VMOVUPS (SI)(BX*2), Z1     // g
+	VADDPS       Z1, Z1, Z1
+	VMINPS       Z18, Z1, Z1
+	VMAXPS       Z19, Z1, Z1
+	VMULPS       Z20, Z1, Z11
+	VRNDSCALEPS  $0, Z11, Z11
+	VFNMADD231PS Z21, Z11, Z1
+	VFNMADD231PS Z22, Z11, Z1
+	VMOVAPS      Z23, Z12
+	VFMADD213PS  Z24, Z1, Z12
+	VFMADD213PS  Z25, Z1, Z12
+	VFMADD213PS  Z26, Z1, Z12
+	VFMADD213PS  Z27, Z1, Z12
+	VFMADD213PS  Z28, Z1, Z12
+	VMULPS       Z1, Z1, Z13
+	VFMADD213PS  Z1, Z13, Z12
+	VADDPS       Z29, Z12, Z12
+	VCVTPS2DQ    Z11, Z11
+	VPADDD       Z31, Z11, Z11
+	VPSLLD       $23, Z11, Z11
+	VMULPS       Z11, Z12, Z1
+	VADDPS       Z29, Z1, Z1
+	VDIVPS       Z1, Z30, Z1
+	VSUBPS       Z1, Z29, Z1
+	VMULPS  Z1, Z0, Z0         // i·g
+	TESTQ   R12, R12
+	JZ      cnocp
+	VMOVUPS (SI)(BX*1), Z2     // f
+	VSUBPS       Z2, Z17, Z2
+	VMINPS       Z18, Z2, Z2
+	VMAXPS       Z19, Z2, Z2
+	VMULPS       Z20, Z2, Z8
+	VRNDSCALEPS  $0, Z8, Z8
+	VFNMADD231PS Z21, Z8, Z2
+	VFNMADD231PS Z22, Z8, Z2
+	VMOVAPS      Z23, Z9
+	VFMADD213PS  Z24, Z2, Z9
+	VFMADD213PS  Z25, Z2, Z9
+	VFMADD213PS  Z26, Z2, Z9
+	VFMADD213PS  Z27, Z2, Z9
+	VFMADD213PS  Z28, Z2, Z9
+	VMULPS       Z2, Z2, Z10
+	VFMADD213PS  Z2, Z10, Z9
+	VADDPS       Z29, Z9, Z9
+	VCVTPS2DQ    Z8, Z8
+	VPADDD       Z31, Z8, Z8
+	VPSLLD       $23, Z8, Z8
+	VMULPS       Z8, Z9, Z2
+	VADDPS       Z29, Z2, Z2
+	VDIVPS       Z2, Z29, Z2
+	VMULPS  (R12), Z2, Z2      // f·cp
+	VADDPS  Z2, Z0, Z0
+	ADDQ    $64, R12
+
+cnocp:
+	VMOVUPS Z0, (R8)           // c
+	VMOVUPS (SI)(DX*1), Z3     // o
+	VSUBPS       Z3, Z17, Z3
+	VMINPS       Z18, Z3, Z3
+	VMAXPS       Z19, Z3, Z3
+	VMULPS       Z20, Z3, Z11
+	VRNDSCALEPS  $0, Z11, Z11
+	VFNMADD231PS Z21, Z11, Z3
+	VFNMADD231PS Z22, Z11, Z3
+	VMOVAPS      Z23, Z12
+	VFMADD213PS  Z24, Z3, Z12
+	VFMADD213PS  Z25, Z3, Z12
+	VFMADD213PS  Z26, Z3, Z12
+	VFMADD213PS  Z27, Z3, Z12
+	VFMADD213PS  Z28, Z3, Z12
+	VMULPS       Z3, Z3, Z13
+	VFMADD213PS  Z3, Z13, Z12
+	VADDPS       Z29, Z12, Z12
+	VCVTPS2DQ    Z11, Z11
+	VPADDD       Z31, Z11, Z11
+	VPSLLD       $23, Z11, Z11
+	VMULPS       Z11, Z12, Z3
+	VADDPS       Z29, Z3, Z3
+	VDIVPS       Z3, Z29, Z3
+	VADDPS       Z0, Z0, Z0
+	VMINPS       Z18, Z0, Z0
+	VMAXPS       Z19, Z0, Z0
+	VMULPS       Z20, Z0, Z8
+	VRNDSCALEPS  $0, Z8, Z8
+	VFNMADD231PS Z21, Z8, Z0
+	VFNMADD231PS Z22, Z8, Z0
+	VMOVAPS      Z23, Z9
+	VFMADD213PS  Z24, Z0, Z9
+	VFMADD213PS  Z25, Z0, Z9
+	VFMADD213PS  Z26, Z0, Z9
+	VFMADD213PS  Z27, Z0, Z9
+	VFMADD213PS  Z28, Z0, Z9
+	VMULPS       Z0, Z0, Z10
+	VFMADD213PS  Z0, Z10, Z9
+	VADDPS       Z29, Z9, Z9
+	VCVTPS2DQ    Z8, Z8
+	VPADDD       Z31, Z8, Z8
+	VPSLLD       $23, Z8, Z8
+	VMULPS       Z8, Z9, Z0
+	VADDPS       Z29, Z0, Z0
+	VDIVPS       Z0, Z30, Z0
+	VSUBPS       Z0, Z29, Z0
+	VMULPS  Z0, Z3, Z3         // o·tanh(c)
+	VMOVUPS Z3, (R9)
+	ADDQ    $64, SI
+	ADDQ    $64, R8
+	ADDQ    $64, R9
+	DECQ    CX
+	JNZ     cloop
+
+cidone:
+	VZEROUPPER
+	RET

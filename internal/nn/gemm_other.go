@@ -41,3 +41,5 @@ func tanhVec(dst, src []float32) {
 }
 
 func cellBackwardRow32(g, cp, tc, dho, dh, dc, dG []float32, H int) bool { return false }
+
+func cellInferRow32(g, cp, c, h []float32, H int) bool { return false }

@@ -232,7 +232,11 @@ func (w *worker[T]) forward(x []float32, B, j0, b, Tn int, masks *Masks, train b
 				}
 				ct, tct = cur, w.inferTC
 			}
-			cellForward(gt, cPrev, ct, tct, h[t*b*H:(t+1)*b*H], b, H)
+			if train {
+				cellForward(gt, cPrev, ct, tct, h[t*b*H:(t+1)*b*H], b, H)
+			} else {
+				cellInfer(gt, cPrev, ct, tct, h[t*b*H:(t+1)*b*H], b, H)
+			}
 		}
 		hLast = h[(Tn-1)*b*H : Tn*b*H]
 		if k == L-1 {
@@ -316,6 +320,27 @@ func cellForward[T Float](g, cPrev, c, tc, h []T, b, H int) {
 			tcv := tanh(cv)
 			gi[u], gf[u], gg[u], gov[u] = i, f, gv, o
 			cr[u], tcr[u], hr[u] = cv, tcv, o*tcv
+		}
+	}
+}
+
+// cellInfer is cellForward for inference, where only c and h are used
+// afterwards: with float32 on AVX-512 each row is one fused pass (same bits,
+// nothing else stored); otherwise it is cellForward.
+func cellInfer[T Float](g, cPrev, c, tc, h []T, b, H int) {
+	if !is32[T]() {
+		cellForward(g, cPrev, c, tc, h, b, H)
+		return
+	}
+	G := 4 * H
+	for j := range b {
+		var cp []float32
+		if cPrev != nil {
+			cp = f32(cPrev[j*H : (j+1)*H])
+		}
+		gr, cr, hr := f32(g[j*G:(j+1)*G]), f32(c[j*H:(j+1)*H]), f32(h[j*H:(j+1)*H])
+		if !cellInferRow32(gr, cp, cr, hr, H) {
+			cellForward32(gr, cp, cr, f32(tc[j*H:(j+1)*H]), hr, 1, H)
 		}
 	}
 }

@@ -152,3 +152,40 @@ func TestFloat32MatchesFloat64(t *testing.T) {
 		})
 	}
 }
+
+// TestCellInferSameBits: the fused inference cell gives c and h the bits of
+// cellForward32 (the training cell), with and without a previous state, on
+// pre-activations from tiny to beyond the exp clamp.
+func TestCellInferSameBits(t *testing.T) {
+	if !use512 {
+		t.Skip("no AVX-512 on this machine (or MODAX_NO_AVX512=1)")
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, H := range []int{16, 128} {
+		for _, scale := range []float64{1e-3, 1, 8, 120} {
+			g := make([]float32, 4*H)
+			cp := make([]float32, H)
+			for i := range g {
+				g[i] = float32(rng.NormFloat64() * scale)
+			}
+			for i := range cp {
+				cp[i] = float32(rng.NormFloat64() * scale)
+			}
+			for _, prev := range [][]float32{nil, cp} {
+				gw := append([]float32(nil), g...)
+				cw, tw, hw := make([]float32, H), make([]float32, H), make([]float32, H)
+				cellForward32(gw, prev, cw, tw, hw, 1, H)
+				cg, hg := make([]float32, H), make([]float32, H)
+				gg := append([]float32(nil), g...)
+				if !cellInferRow32(gg, prev, cg, hg, H) {
+					t.Fatal("cellInferRow32 refused H =", H)
+				}
+				for u := range H {
+					if math.Float32bits(cg[u]) != math.Float32bits(cw[u]) || math.Float32bits(hg[u]) != math.Float32bits(hw[u]) {
+						t.Fatalf("H=%d scale=%g prev=%v unit %d: c, h = %g, %g; cellForward32 gives %g, %g", H, scale, prev != nil, u, cg[u], hg[u], cw[u], hw[u])
+					}
+				}
+			}
+		}
+	}
+}
