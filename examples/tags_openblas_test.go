@@ -1,0 +1,5 @@
+//go:build openblas
+
+package examples
+
+func init() { buildTags = "openblas" }
