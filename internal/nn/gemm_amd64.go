@@ -42,6 +42,21 @@ func kern8x32avx512(k int, a0, a1 unsafe.Pointer, ks, rs int, b0, b1, c unsafe.P
 //go:noescape
 func kern1x32avx512(k int, a unsafe.Pointer, astride int, b0, b1, c unsafe.Pointer, acc bool)
 
+//go:noescape
+func kern4x64avx512(k int, a unsafe.Pointer, ks, rs int, b0, b1, b2, b3, c unsafe.Pointer, ldc int, acc bool)
+
+// kernel4x64 computes the 4×64 tile c (+)= A·[B0 B1 B2 B3] (AVX-512
+// machines only): row r of A at step k is a[k*ks+r*rs]. Every value of c
+// gets the bits kernel4x32 gives it.
+func kernel4x64(kb int, a []float32, ks, rs int, bp []float32, c []float32, ldc int, acc bool) {
+	_ = a[(kb-1)*ks+3*rs]
+	_ = bp[4*kb*nr-1]
+	_ = c[3*ldc+4*nr-1]
+	pb := kb * nr
+	kern4x64avx512(kb, unsafe.Pointer(&a[0]), ks, rs, unsafe.Pointer(&bp[0]), unsafe.Pointer(&bp[pb]), unsafe.Pointer(&bp[2*pb]),
+		unsafe.Pointer(&bp[3*pb]), unsafe.Pointer(&c[0]), ldc, acc)
+}
+
 // kernel8x32 computes the 8×32 tile c (+)= A·[B0 B1] (AVX-512 machines
 // only): row r < 4 of A at step k is a0[k*ks+r*rs], row 4+r is
 // a1[k*ks+r*rs]. Every value of c gets the bits kernel4x32 gives it.

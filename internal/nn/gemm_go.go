@@ -239,15 +239,21 @@ func (g *goBLAS) macro(tA bool, m, n, kb int, a []float32, lda, k0 int, bp []flo
 	acc := beta != 0
 	for i0 := 0; i0 < m; i0 += mcBlock {
 		mb := min(mcBlock, m-i0)
-		if use512 && n%(2*nr) == 0 && mb >= 2*mr {
-			// AVX-512 with whole pairs of column panels: 8×32 tiles read A in
-			// place (no packing); the last mb%8 rows take the general path.
-			m8 := mb &^ (2*mr - 1)
-			g.macro8(tA, n, kb, a, lda, k0, bp, c, ldc, i0, m8, acc)
-			if m8 == mb {
-				continue
+		if use512 && n%(2*nr) == 0 && (mb >= 2*mr || mb >= mr && n%(4*nr) == 0) {
+			// AVX-512 with whole pairs of column panels: 8×32 tiles (and a
+			// 4×64 one for four leftover rows) read A in place, no packing;
+			// the last rows take the general path.
+			done := mb &^ (2*mr - 1)
+			if done > 0 {
+				g.macro8(tA, n, kb, a, lda, k0, bp, c, ldc, i0, done, acc)
 			}
-			g.block(tA, n, kb, a, lda, k0, bp, c, ldc, i0+m8, mb-m8, acc)
+			if mb-done >= mr && n%(4*nr) == 0 {
+				g.macro4(tA, n, kb, a, lda, k0, bp, c, ldc, i0+done, acc)
+				done += mr
+			}
+			if done < mb {
+				g.block(tA, n, kb, a, lda, k0, bp, c, ldc, i0+done, mb-done, acc)
+			}
 			continue
 		}
 		g.block(tA, n, kb, a, lda, k0, bp, c, ldc, i0, mb, acc)
@@ -274,6 +280,22 @@ func (g *goBLAS) macro8(tA bool, n, kb int, a []float32, lda, k0 int, bp []float
 			}
 			kernel8x32(kb, a0, a1, ks, rs, pb0, pb1, c[ri*ldc+j0:], ldc, acc)
 		}
+	}
+}
+
+// macro4 computes rows ri..ri+4 (n a multiple of 64) of the product of macro
+// with 4×64 tiles, A read in place; the bits equal those of block's 4×32
+// tiles.
+func (g *goBLAS) macro4(tA bool, n, kb int, a []float32, lda, k0 int, bp []float32, c []float32, ldc, ri int, acc bool) {
+	var ks, rs int
+	var ai []float32
+	if tA {
+		ks, rs, ai = lda, 1, a[k0*lda+ri:]
+	} else {
+		ks, rs, ai = 1, lda, a[ri*lda+k0:]
+	}
+	for p := 0; p < panels(n); p += 4 {
+		kernel4x64(kb, ai, ks, rs, bp[p*kb*nr:(p+4)*kb*nr], c[ri*ldc+p*nr:], ldc, acc)
 	}
 }
 

@@ -16,6 +16,10 @@ func kernel8x32(kb int, a0, a1 []float32, ks, rs int, b0, b1, c []float32, ldc i
 	panic("nn: kernel8x32 without AVX-512")
 }
 
+func kernel4x64(kb int, a []float32, ks, rs int, bp []float32, c []float32, ldc int, acc bool) {
+	panic("nn: kernel4x64 without AVX-512")
+}
+
 func kernel1x32(kb int, a []float32, astride int, b0, b1, c []float32, acc bool) {
 	panic("nn: kernel1x32 without AVX-512")
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -22,7 +23,7 @@ func randSlice(rng *rand.Rand, n int) []float32 {
 func TestGemmBackends(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	shapes := [][3]int{{1, 1, 1}, {1, 16, 7}, {1, 512, 128}, {3, 5, 2}, {4, 16, 1}, {5, 17, 9}, {16, 512, 128},
-		{16, 128, 512}, {13, 64, 9}, {133, 96, 20}, {9, 32, 3}, {33, 14, 400}, {512, 5, 800}, {7, 64, 0}, {0, 3, 4}, {64, 70, kcBlock + 3}}
+		{16, 128, 512}, {13, 64, 9}, {133, 96, 20}, {9, 32, 3}, {4, 128, 5}, {6, 64, 130}, {141, 128, 7}, {33, 14, 400}, {512, 5, 800}, {7, 64, 0}, {0, 3, 4}, {64, 70, kcBlock + 3}}
 	for _, name := range Backends() {
 		b, err := lookupBackend(name)
 		if err != nil {
@@ -136,8 +137,9 @@ func BenchmarkGemm(b *testing.B) {
 	}
 }
 
-// TestWideKernelsSameBits: on AVX-512 machines the 8×32 and 1×32 kernels
-// must give every value the bits of the 4×32 and 1×16 kernels they replace
+// TestWideKernelsSameBits: on AVX-512 machines the 8×32, 4×64 and 1×32
+// kernels must give every value the bits of the 4×32 and 1×16 kernels they
+// replace
 // (training's results must not depend on which tile computed them), for A
 // packed, Aᵀ in place and A in place, with and without accumulation.
 func TestWideKernelsSameBits(t *testing.T) {
@@ -171,6 +173,23 @@ func TestWideKernelsSameBits(t *testing.T) {
 				for i := range want {
 					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 						t.Fatalf("kb=%d acc=%v %s: c[%d] = %x, 4×32 gives %x", kb, acc, name, i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+					}
+				}
+			}
+			// 4×64 against two 4×32 tiles, on panels b0 b1 b1 b0.
+			bp := slices.Concat(b0, b1, b1, b0)
+			w4 := append([]float32(nil), c0...)
+			kernel4x32(kb, pk, mr, b0, b1, w4, 80, acc)
+			kernel4x32(kb, pk, mr, b1, b0, w4[2*nr:], 80, acc)
+			for name, g4 := range map[string][]float32{"At": append([]float32(nil), c0...), "A": append([]float32(nil), c0...)} {
+				if name == "At" {
+					kernel4x64(kb, at, 11, 1, bp, g4, 80, acc)
+				} else {
+					kernel4x64(kb, a, 1, lda, bp, g4, 80, acc)
+				}
+				for i := range w4 {
+					if math.Float32bits(g4[i]) != math.Float32bits(w4[i]) {
+						t.Fatalf("kb=%d acc=%v 4×64 %s: c[%d] = %g, 4×32 gives %g", kb, acc, name, i, g4[i], w4[i])
 					}
 				}
 			}
