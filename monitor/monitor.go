@@ -432,13 +432,19 @@ func finishRecord(ctx context.Context, rec *tracking.Recorder, o Options, rep *R
 		return err
 	}
 	b = append(b, '\n')
-	if err := atomicfile.WriteFile(rep.Path, b); err != nil {
-		return fmt.Errorf("monitor: %w", err)
-	}
-	if o.Out != "" {
-		if err := atomicfile.WriteFile(o.Out, b); err != nil {
+	// The run directory's copy and --out are one write set: both or neither.
+	set := atomicfile.NewSet()
+	defer set.Abort()
+	for _, p := range []string{rep.Path, o.Out} {
+		if p == "" {
+			continue
+		}
+		if err := set.WriteFile(p, b); err != nil {
 			return fmt.Errorf("monitor: %w", err)
 		}
+	}
+	if err := set.Commit(); err != nil {
+		return fmt.Errorf("monitor: %w", err)
 	}
 	params := map[string]string{}
 	for k, v := range map[string]float64{"monitor.max_mae": o.MaxMAE, "monitor.max_degradation": o.MaxDegradation, "monitor.max_psi": o.MaxPSI,
