@@ -9,8 +9,10 @@ import (
 // differ only in the training seed (the C-MAPSS recipe's result line): RMSE
 // and PHM08 score against the raw truth (C-MAPSS: RUL_FD00x as NASA gives
 // it, not clipped), RMSE against the truth capped at the horizon, as means
-// with their sample standard deviations, and the per-seed values. Values are
-// rounded to 3 decimals.
+// with their sample standard deviations, and the per-seed values; and the
+// empirical coverage and mean width of the SummaryIntervalLevel prediction
+// interval on the test windows (against the capped truth, the model's
+// target), when every seed has it. Values are rounded to 3 decimals.
 type SeedSummary struct {
 	Subset             string    `json:"subset"`
 	Units              int       `json:"units"`
@@ -24,7 +26,20 @@ type SeedSummary struct {
 	RMSEPerSeed        []float64 `json:"rmse_per_seed"`
 	RMSEClippedPerSeed []float64 `json:"rmse_clipped_per_seed"`
 	ScorePerSeed       []float64 `json:"score_per_seed"`
+
+	// IntervalLevel is set (to SummaryIntervalLevel) when every run measured
+	// that interval; the coverage and width fields are then set too.
+	IntervalLevel        *float64  `json:"interval_level,omitempty"`
+	Coverage             *float64  `json:"coverage,omitempty"`
+	CoverageStd          *float64  `json:"coverage_std,omitempty"`
+	IntervalWidth        *float64  `json:"interval_width,omitempty"`
+	IntervalWidthStd     *float64  `json:"interval_width_std,omitempty"`
+	CoveragePerSeed      []float64 `json:"coverage_per_seed,omitempty"`
+	IntervalWidthPerSeed []float64 `json:"interval_width_per_seed,omitempty"`
 }
+
+// SummaryIntervalLevel is the interval level SummarizeSeeds reports.
+const SummaryIntervalLevel = 0.9
 
 // SummarizeSeeds reads one metrics.json per seed and summarises their test
 // splits. Every run must have scored the same number of units, each with a
@@ -34,6 +49,7 @@ func SummarizeSeeds(subset string, paths []string) (*SeedSummary, error) {
 		return nil, fmt.Errorf("summarize seeds: no metrics files")
 	}
 	s := &SeedSummary{Subset: subset, Seeds: len(paths)}
+	var cov, width []float64
 	for _, p := range paths {
 		m, err := ReadMetrics(p)
 		if err != nil {
@@ -53,6 +69,19 @@ func SummarizeSeeds(subset string, paths []string) (*SeedSummary, error) {
 		s.RMSEPerSeed = append(s.RMSEPerSeed, round3(float64(t.RMSERaw)))
 		s.RMSEClippedPerSeed = append(s.RMSEClippedPerSeed, round3(float64(t.RMSE)))
 		s.ScorePerSeed = append(s.ScorePerSeed, round3(float64(t.ScoreRaw)))
+		for _, iv := range t.Intervals {
+			if math.Abs(iv.Level-SummaryIntervalLevel) < 1e-9 && iv.Coverage.Valid() && iv.MeanWidth.Valid() {
+				cov = append(cov, round3(float64(iv.Coverage)))
+				width = append(width, round3(float64(iv.MeanWidth)))
+			}
+		}
+	}
+	if len(cov) == len(paths) {
+		lv := SummaryIntervalLevel
+		c, cs := meanStd(cov)
+		w, ws := meanStd(width)
+		s.IntervalLevel, s.Coverage, s.CoverageStd, s.IntervalWidth, s.IntervalWidthStd = &lv, &c, &cs, &w, &ws
+		s.CoveragePerSeed, s.IntervalWidthPerSeed = cov, width
 	}
 	s.RMSE, s.RMSEStd = meanStd(s.RMSEPerSeed)
 	s.RMSEClipped, s.RMSEClippedStd = meanStd(s.RMSEClippedPerSeed)

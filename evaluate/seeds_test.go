@@ -41,6 +41,33 @@ func TestSummarizeSeeds(t *testing.T) {
 	if err != nil || one.RMSEStd != 0 {
 		t.Errorf("one seed: %+v %v", one, err)
 	}
+	if s.IntervalLevel != nil || s.Coverage != nil || s.CoveragePerSeed != nil {
+		t.Errorf("coverage without intervals: %+v", s)
+	}
+	// With a 90 % interval in every run: coverage 0.86, 0.9, 0.94 → 0.9 ± 0.04;
+	// width 30, 34, 32 → 32 ± 2. One run without it: no coverage.
+	withIv := func(name string, cov, width float64) string {
+		p := writeMetrics(t, dir, name, 100, 100, 12, 13, 250)
+		m, err := ReadMetrics(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Splits["test"].Intervals = []IntervalMetrics{{Level: 0.8, N: 100, Coverage: 0.5, MeanWidth: 1}, {Level: 0.9, N: 100, Coverage: Float(cov), MeanWidth: Float(width)}}
+		b, _ := m.Marshal()
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	iv := []string{withIv("i1.json", 0.86, 30), withIv("i2.json", 0.9, 34), withIv("i3.json", 0.94, 32)}
+	s, err = SummarizeSeeds("FD001", iv)
+	if err != nil || s.IntervalLevel == nil || *s.IntervalLevel != 0.9 || *s.Coverage != 0.9 || *s.CoverageStd != 0.04 ||
+		*s.IntervalWidth != 32 || *s.IntervalWidthStd != 2 || len(s.CoveragePerSeed) != 3 || s.IntervalWidthPerSeed[1] != 34 {
+		t.Errorf("coverage summary %+v %v", s, err)
+	}
+	if s, err = SummarizeSeeds("FD001", append(iv, a)); err != nil || s.Coverage != nil {
+		t.Errorf("a run without intervals: %+v %v", s, err)
+	}
 	for name, paths := range map[string][]string{
 		"units differ": {a, writeMetrics(t, dir, "d.json", 99, 99, 1, 1, 1)},
 		"raw unknown":  {writeMetrics(t, dir, "e.json", 100, 90, 1, 1, 1)},
