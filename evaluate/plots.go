@@ -529,7 +529,7 @@ func PlotCalibration(ivs []IntervalMetrics, split string) (*Plot, error) {
 	if len(all) == 0 {
 		return nil, nil
 	}
-	lo = math.Max(0, math.Floor(lo*10-0.5)/10)
+	lo = math.Max(0, math.Floor(lo*20)/20) // a 0.05 grid below the lowest value
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("Interval calibration (%s, n = %d)", split, n)
 	p.X.Label.Text = "nominal coverage (interval level)"
