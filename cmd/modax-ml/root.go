@@ -290,6 +290,9 @@ func (a *app) load(cmd *cobra.Command) error {
 	if bindErr != nil {
 		return bindErr
 	}
+	for _, k := range config.SeedKeys { // below the stage's own key, above its default
+		v.SetDefault(k, v.Get("seed"))
+	}
 	cfg := config.Default()
 	if err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
 		dc.TagName = "yaml"

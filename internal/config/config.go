@@ -29,7 +29,9 @@ import (
 type Config struct {
 	// Dir is the working directory that default file names are relative to.
 	Dir    string    `yaml:"dir"`
-	Seed   int64     `yaml:"seed"`
+	// Seed is the default seed of every stage that takes one (SeedKeys); a
+	// stage's own seed key, when set, wins.
+	Seed int64 `yaml:"seed"`
 	RunID  string    `yaml:"run_id"`
 	Log    Log       `yaml:"log"`
 	Output string    `yaml:"output"`
@@ -105,6 +107,9 @@ var Copied = []struct{ Key, From string }{
 	{"validate.critical", "label.critical"},
 	{"validate.warning", "label.warning"},
 }
+
+// SeedKeys are the stages' seeds, which default to the top-level seed.
+var SeedKeys = []string{"collect.synthetic.seed", "features.seed", "train.seed"}
 
 // Resolve returns c with the Copied keys set from their sources: the
 // configuration as the stages see it. The CLI and the pipeline both build

@@ -35,3 +35,25 @@ func TestCopiedConflictsOnlyForSetKeysThatDiffer(t *testing.T) {
 		t.Fatalf("notes for unset keys: %q", notes)
 	}
 }
+
+func TestSetSeedMovesTheStageSeedsThatFollowedIt(t *testing.T) {
+	c := Default()
+	c.Train.Seed = 3 // set on its own: stays
+	c, err := Set(c, "seed=7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flat, err := Flatten(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range SeedKeys {
+		want := 7
+		if k == "train.seed" {
+			want = 3
+		}
+		if flat[k] != want {
+			t.Errorf("%s = %v after --set seed=7, want %d", k, flat[k], want)
+		}
+	}
+}

@@ -12,7 +12,8 @@ import (
 // key is a dotted config key, the value a YAML scalar or flow sequence
 // ("5", "true", "30m", "[a, b]"); a value that does not fit the key's type
 // as YAML is taken as a string. Unknown keys and values the key's type
-// refuses are errors naming the assignment.
+// refuses are errors naming the assignment. Setting "seed" moves the stage
+// seeds (SeedKeys) that were equal to it along.
 func Set(c Config, assignments ...string) (Config, error) {
 	if len(assignments) == 0 {
 		return c, nil
@@ -41,9 +42,23 @@ func Set(c Config, assignments ...string) (Config, error) {
 		if err != nil {
 			return c, fmt.Errorf("--set %q: %w", a, err)
 		}
-		c = next
+		c = follow(c, next, key)
 	}
 	return c, nil
+}
+
+// follow makes the stages' seeds that followed the top-level seed in prev
+// (equal to it) follow a new top-level seed in next.
+func follow(prev, next Config, key string) Config {
+	if key != "seed" || next.Seed == prev.Seed {
+		return next
+	}
+	for _, s := range []*int64{&next.Collect.Synthetic.Seed, &next.Features.Seed, &next.Train.Seed} {
+		if *s == prev.Seed {
+			*s = next.Seed
+		}
+	}
+	return next
 }
 
 // isKnown reports whether key is a config key or lies below one (an entry
