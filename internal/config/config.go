@@ -28,10 +28,10 @@ import (
 // Options, so the YAML keys and the flags name the same things.
 type Config struct {
 	// Dir is the working directory that default file names are relative to.
-	Dir    string    `yaml:"dir"`
+	Dir string `yaml:"dir"`
 	// Seed is the default seed of every stage that takes one (SeedKeys); a
 	// stage's own seed key, when set, wins.
-	Seed int64 `yaml:"seed"`
+	Seed   int64     `yaml:"seed"`
 	RunID  string    `yaml:"run_id"`
 	Log    Log       `yaml:"log"`
 	Output string    `yaml:"output"`
