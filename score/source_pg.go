@@ -79,31 +79,34 @@ func (p *pgSource) devicesQuery() string {
 }
 
 // batchQuery is the readings query of one batch of devices ($2), as of $3,
-// at most $4 readings per device, oldest first; a device without readings
-// in its current life comes back as one row with a NULL timestamp (and its
-// last failure, if any).
+// at most $4 readings per device: one row per device (ord, its 1-based
+// position in $2), the device's last failure and its readings as arrays, one
+// per column, newest first (the order of the index scan; orderRows puts them
+// oldest first), a missing value as NaN. A device without readings in its
+// current life has NULL arrays. One row per device instead of one per reading
+// spares the server the per-row sort and output and the client the per-row
+// decoding.
 func (p *pgSource) batchQuery() string {
-	var sel strings.Builder
-	for _, c := range p.cols {
-		fmt.Fprintf(&sel, ", r.%s::float8", pg.Quote(c))
+	var agg, inner strings.Builder
+	for j, c := range p.cols {
+		fmt.Fprintf(&agg, ", array_agg(coalesce(q.c%[1]d, 'NaN'))", j)
+		fmt.Fprintf(&inner, ", s.%s::float8 AS c%d", pg.Quote(c), j)
 	}
-	var inner strings.Builder
-	for _, c := range p.cols {
-		fmt.Fprintf(&inner, ", s.%s", pg.Quote(c))
-	}
-	return fmt.Sprintf(`SELECT d.device_id, lf.t, r."timestamp"%[1]s
+	return fmt.Sprintf(`SELECT d.ord, lf.t, r.*
 FROM unnest($2::text[]) WITH ORDINALITY AS d(device_id, ord)
 LEFT JOIN LATERAL (
   SELECT max(f.event_time) AS t FROM %[3]s f
   WHERE f.tenant_id = $1 AND f.device_id = d.device_id COLLATE "C" AND f.event_time <= $3
 ) lf ON true
 LEFT JOIN LATERAL (
-  SELECT s."timestamp"%[2]s FROM %[4]s s
-  WHERE s.tenant_id = $1 AND s.device_id = d.device_id COLLATE "C" AND s."timestamp" <= $3
-    AND (lf.t IS NULL OR s."timestamp" > lf.t)
-  ORDER BY s."timestamp" DESC LIMIT $4
+  SELECT array_agg(q."timestamp")%[1]s FROM (
+    SELECT s."timestamp"%[2]s FROM %[4]s s
+    WHERE s.tenant_id = $1 AND s.device_id = d.device_id COLLATE "C" AND s."timestamp" <= $3
+      AND (lf.t IS NULL OR s."timestamp" > lf.t)
+    ORDER BY s."timestamp" DESC LIMIT $4
+  ) q
 ) r ON true
-ORDER BY d.ord, r."timestamp"`, sel.String(), inner.String(), p.fail.Sanitize(), p.sensor.Sanitize())
+ORDER BY d.ord`, agg.String(), inner.String(), p.fail.Sanitize(), p.sensor.Sanitize())
 }
 
 // existsQuery says which of the devices $2 have any reading at all.
@@ -143,69 +146,96 @@ func (p *pgSource) listDevices(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
+// scan reads the next batch while fn scores the current one, so that the
+// database's work and the forward pass overlap; it holds at most two batches
+// of devices (the one fn has and the one read ahead).
 func (p *pgSource) scan(ctx context.Context, batch, need int, fn func([]device) error) error {
 	names, err := p.listDevices(ctx)
 	if err != nil {
 		return err
 	}
-	for lo := 0; lo < len(names); lo += batch {
-		ds, err := p.readBatch(ctx, names[lo:min(lo+batch, len(names))], need)
-		if err != nil {
-			return err
+	type read struct {
+		ds  []device
+		err error
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	next := make(chan read)
+	go func() {
+		defer close(next)
+		for lo := 0; lo < len(names); lo += batch {
+			ds, err := p.readBatch(rctx, names[lo:min(lo+batch, len(names))], need)
+			select {
+			case next <- read{ds, err}:
+			case <-rctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
 		}
-		if err := fn(ds); err != nil {
+	}()
+	defer func() {
+		cancel()
+		for range next { // wait for the reader to stop
+		}
+	}()
+	for r := range next {
+		if r.err != nil {
+			return r.err
+		}
+		if err := fn(r.ds); err != nil {
 			return err
 		}
 	}
-	return nil
+	return ctx.Err()
 }
 
 func (p *pgSource) readBatch(ctx context.Context, names []string, need int) ([]device, error) {
-	at := p.s.at
-	rows, err := p.pool.Query(ctx, p.batchQuery(), p.s.DB.Tenant, names, at, need)
+	rows, err := p.pool.Query(ctx, p.batchQuery(), p.s.DB.Tenant, names, p.s.at, need)
 	if err != nil {
 		return nil, fmt.Errorf("score: read %s: %w", p.s.DB.SensorTable, err)
 	}
 	defer rows.Close()
 	nc := len(p.cols)
 	ds := make([]device, 0, len(names))
-	vals := make([]pgtype.Float8, nc)
+	var ord int64
+	var lf pgtype.Timestamptz
+	var ts []time.Time
 	dest := make([]any, 3+nc)
-	var name string
-	var lf, ts pgtype.Timestamptz
-	dest[0], dest[1], dest[2] = &name, &lf, &ts
-	for j := range vals {
-		dest[3+j] = &vals[j]
-	}
+	dest[0], dest[1], dest[2] = &ord, &lf, &ts
 	var empty []int
 	for rows.Next() {
+		cols := make([][]float64, nc)
+		for j := range cols {
+			dest[3+j] = &cols[j]
+		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("score: read %s: %w", p.s.DB.SensorTable, err)
 		}
-		if len(ds) == 0 || ds[len(ds)-1].name != name {
-			ds = append(ds, device{name: name})
-			if !ts.Valid {
-				d := &ds[len(ds)-1]
-				d.reason, d.detail = ReasonTooFew, noReadings(lf.Valid, dataset.Micros(lf.Time))
-				empty = append(empty, len(ds)-1)
-				continue
-			}
-			ds[len(ds)-1].frame = dataset.NewFrame(p.s.DB.Tenant, name, nc, false)
+		if ord != int64(len(ds)+1) || len(ds) == len(names) {
+			return nil, fmt.Errorf("score: read %s: the batch query returned device position %d after %d of %d", p.s.DB.SensorTable, ord, len(ds), len(names))
 		}
-		f := ds[len(ds)-1].frame
-		f.Time = append(f.Time, dataset.Micros(ts.Time))
-		for j := range vals {
-			v := math.NaN()
-			if vals[j].Valid {
-				v = vals[j].Float64
-			}
-			f.Sensors[j] = append(f.Sensors[j], v)
+		ds = append(ds, device{name: names[ord-1]})
+		d := &ds[len(ds)-1]
+		if len(ts) == 0 {
+			d.reason, d.detail = ReasonTooFew, noReadings(lf.Valid, dataset.Micros(lf.Time))
+			empty = append(empty, len(ds)-1)
+			continue
 		}
+		for j, c := range cols {
+			if len(c) != len(ts) {
+				return nil, fmt.Errorf("score: read %s: device %s: %d values of %s for %d timestamps", p.s.DB.SensorTable, d.name, len(c), p.cols[j], len(ts))
+			}
+		}
+		d.frame = orderRows(p.s.DB.Tenant, d.name, ts, cols)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("score: read %s: %w", p.s.DB.SensorTable, err)
 	}
 	rows.Close()
+	if len(ds) != len(names) {
+		return nil, fmt.Errorf("score: read %s: the batch query returned %d of %d devices", p.s.DB.SensorTable, len(ds), len(names))
+	}
 	if len(empty) > 0 {
 		// Without readings now: unknown, or none since the last repair?
 		var probe []string
@@ -228,6 +258,45 @@ func (p *pgSource) readBatch(ctx context.Context, names []string, need int) ([]d
 		}
 	}
 	return ds, nil
+}
+
+// orderRows makes the frame of one device's readings, oldest first, from
+// the batch query's arrays (newest first: reversed in place; any other order
+// is sorted). The sensor arrays become the frame's columns.
+func orderRows(tenant, name string, ts []time.Time, cols [][]float64) *dataset.Frame {
+	f := dataset.NewFrame(tenant, name, 0, false)
+	f.Sensors = cols
+	f.Time = make([]int64, len(ts))
+	n := len(ts)
+	desc := true
+	for i, t := range ts {
+		f.Time[n-1-i] = dataset.Micros(t)
+		if i > 0 && !t.Before(ts[i-1]) {
+			desc = false
+		}
+	}
+	if desc {
+		for _, c := range cols {
+			slices.Reverse(c)
+		}
+		return f
+	}
+	perm := make([]int, n)
+	for i := range perm {
+		perm[i] = i
+	}
+	slices.SortStableFunc(perm, func(a, b int) int { return ts[a].Compare(ts[b]) })
+	for i, k := range perm {
+		f.Time[i] = dataset.Micros(ts[k])
+	}
+	for j, c := range cols {
+		sorted := make([]float64, n)
+		for i, k := range perm {
+			sorted[i] = c[k]
+		}
+		cols[j] = sorted
+	}
+	return f
 }
 
 // scoreColumns are the interval columns `db migrate` adds to the prediction
