@@ -141,7 +141,7 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	slices.SortFunc(sc.unscored, func(a, b Unscored) int {
 		return cmp.Or(cmp.Compare(a.Reason, b.Reason), cmp.Compare(a.Device, b.Device))
 	})
-	res.Unscored = sc.unscored
+	res.Unscored = append(res.Unscored, sc.unscored...) // [] in JSON when every device was scored
 	for i := range sc.scores {
 		res.Scored = append(res.Scored, scoredOf(&sc.scores[i]))
 	}
