@@ -17,6 +17,7 @@ import (
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 
+	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/drift"
 	"github.com/modax/modax-ml/internal/duration"
@@ -188,6 +189,13 @@ type candidate struct {
 func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	start := env.Now()
 	if err := checkOptions(opts); err != nil {
+		return nil, err
+	}
+	// What deploy writes: the model directory and its history (the version
+	// directory and the links are new names inside it).
+	if err := atomicfile.CheckOutputs([]atomicfile.Path{atomicfile.P("--model", opts.Model), atomicfile.P("--onnx", opts.ONNX),
+		atomicfile.P("--metrics", opts.Metrics), atomicfile.P("--validation", opts.Validation), atomicfile.P("--current-metrics", opts.CurrentMetrics)},
+		[]atomicfile.Path{atomicfile.P("--models-dir", opts.ModelsDir), atomicfile.P("--models-dir (history)", filepath.Join(opts.ModelsDir, historyFile))}); err != nil {
 		return nil, err
 	}
 	c, err := readCandidate(opts)

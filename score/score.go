@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/modax/modax-ml/features"
+	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/infer"
@@ -81,6 +82,13 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	start := time.Now()
 	s, err := opts.check(env.Now())
 	if err != nil {
+		return nil, err
+	}
+	inputs := []atomicfile.Path{atomicfile.P("--model", s.Model)}
+	if s.Source == SourceFile {
+		inputs = append(inputs, atomicfile.P("--readings", s.Readings), atomicfile.P("--failures", s.Failures))
+	}
+	if err := atomicfile.CheckOutputs(inputs, []atomicfile.Path{atomicfile.P("--out", s.Out)}); err != nil {
 		return nil, err
 	}
 	workers := s.Workers
