@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/modax/modax-ml/internal/dataset"
+	"github.com/modax/modax-ml/internal/exitcode"
 )
 
 // Online builds a model's input from a device's most recent readings with
@@ -153,7 +154,17 @@ func (o *Online) Last(f *dataset.Frame, dst []float32) (*Unusable, error) {
 	g.LifeID, g.Censored = o.life, o.censored
 	d := o.planner.prepare(0, &g)
 	if len(d.ends) > 0 && int(d.ends[len(d.ends)-1]) == n-1 {
-		o.cond = scaleRows(&o.scaler, f.Sensors, len(o.features), o.condIdx, o.cond, n-o.window, n, dst[:o.Size()])
+		x := dst[:o.Size()]
+		o.cond = scaleRows(&o.scaler, f.Sensors, len(o.features), o.condIdx, o.cond, n-o.window, n, x)
+		if j := dataset.FirstNonFinite(x); j >= 0 {
+			// The forward fill turned every non-finite reading into a
+			// missing one: this is a finite reading that overflows the
+			// model's float32 input once scaled.
+			nf := len(o.features)
+			i := n - o.window + j/nf
+			return nil, fmt.Errorf("%w: features: device %s: reading of %s at %s is %g, %v once scaled (the model's inputs are float32); readings must be finite after scaling",
+				exitcode.ErrValidation, f.Device, o.features[j%nf], dataset.TimeOf(f.Time[i]).Format(time.RFC3339), f.Sensors[j%nf][i], x[j])
+		}
 		return nil, nil
 	}
 	// The last segment, as prepare split it.

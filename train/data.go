@@ -114,10 +114,8 @@ func loadWindows(ctx context.Context, loc, valSplit string) (*data, error) {
 				return nil, bad("x is null")
 			}
 			xs := xv[(off+i)*size : (off+i+1)*size]
-			for j, v := range xs {
-				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-					return nil, bad(fmt.Sprintf("x is %v at step %d of feature %s", v, j/d.f, wm.Features[j%d.f]))
-				}
+			if err := wm.CheckX(loc, row, xs); err != nil {
+				return nil, fmt.Errorf("%w (device %s, split %s)", err, dv.Value(i), sp.Value(i))
 			}
 			if len(s.rul) == s.n {
 				return nil, fmt.Errorf("%s: the file changed while it was read (more %s windows than counted)", loc, sp.Value(i))

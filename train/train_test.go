@@ -360,7 +360,7 @@ func TestTrainBadInput(t *testing.T) {
 		want   string
 		code   int
 	}{
-		{"nan", func(o *Options) { o.Windows = nan }, "row 17 (device train-2, split train): x is NaN at step 6 of feature sensor_0", exitcode.Validation},
+		{"nan", func(o *Options) { o.Windows = nan }, "column x, row 17 (window 16): value NaN at position 18 (time step 6, feature sensor_0); windows must hold finite values (device train-2, split train)", exitcode.Validation},
 		{"no-train", func(o *Options) { o.Windows = noTrain }, `no windows in the "train" split`, exitcode.Validation},
 		{"fewer-than-a-batch", func(o *Options) { o.Windows = few }, "10 train windows, fewer than one batch of 16", exitcode.Validation},
 		{"resume-features", func(o *Options) { o.Windows, o.Resume = fourFeatures, ckpt }, "the checkpoint's 3 features", exitcode.Validation},

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/modax/modax-ml/evaluate"
@@ -22,7 +23,8 @@ import (
 //	evalfixture model OUT [SEED]                          a checkpoint with a training history
 //	evalfixture predictions OUT MODEL [--worse] [--nan] [--calibrated]
 //	                                                      predictions recorded as made by MODEL (--calibrated: with a 90 % interval calibration)
-//	evalfixture windows OUT [--swapped] [--window N]      windows for the fixture model (features temperature, vibration; window 4)
+//	evalfixture windows OUT [--swapped] [--window N] [--bad V]  windows for the fixture model (features temperature, vibration; window 4);
+//	                                                      --bad puts V (NaN, +Inf, -Inf) at position 5 of row 130 (a test window)
 //	evalfixture model-for WINDOWS OUT                     an untrained checkpoint with the input contract of a real windows file (a stand-in for train)
 func fixtureMain() int {
 	args := os.Args[1:]
@@ -65,7 +67,15 @@ func fixtureMain() int {
 				return fail(err)
 			}
 		}
-		if err := fixtureWindows(args[1], slices.Contains(args, "--swapped"), window); err != nil {
+		bad := 0.0
+		if i := slices.Index(args, "--bad"); i > 0 && i+1 < len(args) {
+			v, err := strconv.ParseFloat(args[i+1], 64)
+			if err != nil {
+				return fail(err)
+			}
+			bad = v
+		}
+		if err := fixtureWindows(args[1], slices.Contains(args, "--swapped"), window, bad); err != nil {
 			return fail(err)
 		}
 	default:
@@ -128,7 +138,7 @@ func fixturePredictions(out, modelPath string, worse, withNaN, calibrated bool) 
 	return dataset.WritePredictions(out, ps, meta)
 }
 
-func fixtureWindows(out string, swapped bool, window int) error {
+func fixtureWindows(out string, swapped bool, window int, bad float64) error {
 	feats := []string{"temperature", "vibration"}
 	if swapped {
 		feats = []string{"vibration", "temperature"}
@@ -136,7 +146,7 @@ func fixtureWindows(out string, swapped bool, window int) error {
 	th := dataset.DefaultThresholds
 	wm := dataset.WindowsMeta{Window: window, Stride: 1, Features: feats, Horizon: 100, Thresholds: th,
 		Scaler: dataset.Scaler{Kind: "zscore", Features: feats, Offset: []float64{0, 0}, Scale: []float64{1, 1}, FitSplit: "train"}}
-	w, err := dataset.CreateWindows(out, wm, dataset.Meta{})
+	w, err := dataset.CreateWindows(out, wm, dataset.Meta{}, dataset.WithNonFiniteX())
 	if err != nil {
 		return err
 	}
@@ -150,6 +160,9 @@ func fixtureWindows(out string, swapped bool, window int) error {
 				x := make([]float32, window*len(feats))
 				for j := range x {
 					x[j] = float32(rng.NormFloat64())
+				}
+				if bad != 0 && split == "test" && k == 0 && i == 9 && len(x) > 5 {
+					x[5] = float32(bad)
 				}
 				if err := w.Append(&dataset.Window{Tenant: "acme", Device: fmt.Sprintf("%s-%02d", split, k), LifeID: 0,
 					End: dataset.Micros(t0.Add(time.Duration(i) * time.Hour)), RUL: rul, RULRaw: rul, Health: th.Classify(rul),

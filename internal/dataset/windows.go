@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/parquet"
+
+	"github.com/modax/modax-ml/internal/exitcode"
 )
 
 // Split names.
@@ -176,8 +179,9 @@ type Window struct {
 // WindowsWriter writes a windows file in batches.
 type WindowsWriter struct {
 	*batchWriter
-	x    *array.Float32Builder
-	size int
+	x        *array.Float32Builder
+	size     int
+	features []string
 }
 
 // xColumnPath is the Parquet leaf path of the x column (a LIST of elements).
@@ -203,7 +207,7 @@ func CreateWindows(loc string, wm WindowsMeta, meta Meta, opts ...WriterOption) 
 		return nil, err
 	}
 	x := bw.bld.Field(len(windowsKey)).(*array.FixedSizeListBuilder).ValueBuilder().(*array.Float32Builder)
-	ww := &WindowsWriter{batchWriter: bw, x: x, size: wm.Window * len(wm.Features)}
+	ww := &WindowsWriter{batchWriter: bw, x: x, size: wm.Window * len(wm.Features), features: wm.Features}
 	// Size the builders for one batch, so that x does not grow by doubling
 	// (and copying) window after window.
 	bw.reserve = func() {
@@ -221,6 +225,11 @@ const windowsBatch = 16 * 1024
 func (w *WindowsWriter) Append(win *Window) error {
 	if len(win.X) != w.size {
 		return fmt.Errorf("write %s: window of %s has %d values, want %d", w.loc, win.Device, len(win.X), w.size)
+	}
+	if j := FirstNonFinite(win.X); j >= 0 && !w.nonFiniteX {
+		nf := len(w.features)
+		return fmt.Errorf("%w: write %s: window of device %s ending %s: x is %v at position %d (time step %d, feature %s); windows must hold finite values",
+			exitcode.ErrValidation, w.loc, win.Device, TimeOf(win.End).Format(time.RFC3339), win.X[j], j, j/nf, w.features[j%nf])
 	}
 	appendWindowKey(w.bld, win.Tenant, win.Device, win.LifeID, win.End, win.RUL, win.RULRaw, win.Health, win.Split)
 	w.bld.Field(len(windowsKey)).(*array.FixedSizeListBuilder).Append(true)
@@ -384,17 +393,58 @@ func ReadWindowsN(ctx context.Context, loc string, n int, splits ...string) (*Wi
 	}
 	var xv []float32
 	var off int
-	err = newWindowKeyReader(loc, idx, splits).read(ctx, r, &out.WindowKeys,
+	var bad error
+	kr := newWindowKeyReader(loc, idx, splits)
+	err = kr.read(ctx, r, &out.WindowKeys,
 		func(rec arrow.RecordBatch) {
 			xl := rec.Column(idx[len(windowsKey)]).(*array.FixedSizeList)
 			xv, off = xl.ListValues().(*array.Float32).Float32Values(), xl.Offset()
 		},
 		func(i int) bool {
-			out.X = append(out.X, xv[(off+i)*size:(off+i+1)*size]...)
+			xs := xv[(off+i)*size : (off+i+1)*size]
+			if bad = wm.CheckX(loc, kr.row, xs); bad != nil {
+				return false
+			}
+			out.X = append(out.X, xs...)
 			return n <= 0 || out.Len() < n
 		})
+	if err == nil {
+		err = bad
+	}
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// CheckX verifies that the x values of one window (row is its 1-based row in
+// the file at loc) are finite: NaN or ±Inf is an exitcode.ErrValidation error
+// naming the file, the column, the row and the position (time step and
+// feature). It is the one check every reader of windows runs.
+func (wm *WindowsMeta) CheckX(loc string, row int, xs []float32) error {
+	j := FirstNonFinite(xs)
+	if j < 0 {
+		return nil
+	}
+	f := len(wm.Features)
+	feat := ""
+	if f > 0 {
+		feat = wm.Features[j%f]
+	} else {
+		f = 1
+	}
+	return fmt.Errorf("%w: %s: column %s, row %d (window %d): value %v at position %d (time step %d, feature %s); windows must hold finite values",
+		exitcode.ErrValidation, loc, ColX, row, row-1, xs[j], j, j/f, feat)
+}
+
+// FirstNonFinite returns the index of the first NaN or ±Inf in xs, or -1. It
+// tests the exponent bits (all ones for NaN and ±Inf only): one integer AND
+// and compare per value.
+func FirstNonFinite(xs []float32) int {
+	for j, v := range xs {
+		if math.Float32bits(v)&0x7f800000 == 0x7f800000 {
+			return j
+		}
+	}
+	return -1
 }

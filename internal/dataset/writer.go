@@ -54,6 +54,8 @@ type writerConfig struct {
 	level int
 	props []parquet.WriterProperty // per-schema tuning (e.g. CreateWindows)
 	set   *atomicfile.Set
+	// nonFiniteX lets a windows writer write NaN/±Inf into x.
+	nonFiniteX bool
 }
 
 // InSet writes the file as one of a stage's write set: Commit only finishes
@@ -73,6 +75,12 @@ func withParquetProps(props ...parquet.WriterProperty) WriterOption {
 // WithAllocator sets the allocator used while encoding.
 func WithAllocator(mem memory.Allocator) WriterOption {
 	return func(c *writerConfig) { c.mem = mem }
+}
+
+// WithNonFiniteX lets CreateWindows write NaN and ±Inf into x, which every
+// windows reader refuses: only for tests that make such a file on purpose.
+func WithNonFiniteX() WriterOption {
+	return func(c *writerConfig) { c.nonFiniteX = true }
 }
 
 // WithZstdLevel sets the zstd compression level (default 3).
@@ -211,6 +219,8 @@ type batchWriter struct {
 	pending int
 	// reserve sizes the builders for the next batch (nil: no reservation).
 	reserve func()
+	// nonFiniteX: WithNonFiniteX was given.
+	nonFiniteX bool
 }
 
 // newBatchWriter starts a Parquet file at loc (Create) with a builder for its
@@ -224,7 +234,7 @@ func newBatchWriter(loc string, sch *arrow.Schema, batch int, opts []WriterOptio
 	for _, o := range opts {
 		o(&cfg)
 	}
-	return &batchWriter{Writer: w, bld: array.NewRecordBuilder(cfg.mem, sch), batch: batch}, nil
+	return &batchWriter{Writer: w, bld: array.NewRecordBuilder(cfg.mem, sch), batch: batch, nonFiniteX: cfg.nonFiniteX}, nil
 }
 
 // added records that n rows were appended to the builder and writes the batch

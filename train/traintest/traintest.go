@@ -75,7 +75,7 @@ func WriteWindows(path string, s Spec) error {
 	feats := s.features()
 	wm := dataset.WindowsMeta{Window: s.Window, Stride: 1, Features: feats, Horizon: s.Horizon, Thresholds: dataset.DefaultThresholds,
 		Scaler: dataset.Scaler{Kind: "zscore", Features: feats, Offset: make([]float64, len(feats)), Scale: ones(len(feats)), FitSplit: dataset.SplitTrain}}
-	w, err := dataset.CreateWindows(path, wm, dataset.Meta{dataset.MetaStage: "traintest"})
+	w, err := dataset.CreateWindows(path, wm, dataset.Meta{dataset.MetaStage: "traintest"}, dataset.WithNonFiniteX())
 	if err != nil {
 		return err
 	}
