@@ -54,7 +54,7 @@ func modaxML(t *testing.T) string {
 		cmd := exec.Command(goTool, "build", "-tags", buildTags, "-o", bin.path, "./cmd/modax-ml")
 		cmd.Dir = testutil.RepoRoot(t)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			bin.err = fmt.Errorf("go build ./cmd/modax-ml: %v\n%s", err, out)
+			bin.err = fmt.Errorf("go build ./cmd/modax-ml: %w\n%s", err, out)
 		}
 	})
 	if bin.err != nil {
@@ -116,7 +116,7 @@ type monitorReport struct {
 func TestContinuousTraining(t *testing.T) {
 	ml := modaxML(t)
 	script := filepath.Join(testutil.RepoRoot(t), "examples", "continuous-training.sh")
-	testutil.EachDatabase(t, func(t *testing.T, db testutil.Database) {
+	testutil.EachDatabase(t, func(t *testing.T, db testutil.Database) { //nolint:thelper // a subtest body run by testutil.EachDatabase
 		dir := t.TempDir()
 		ct := filepath.Join(dir, "ct")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
