@@ -3,7 +3,6 @@ package evaluate
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -19,23 +18,7 @@ import (
 // and the plots; not its inputs), by name relative to dir.
 func outputsOf(t *testing.T, dir string) map[string]string {
 	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		if rel == "predictions.parquet" || rel == "model.safetensors" {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		out[rel] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return atomictest.Snapshot(t, dir, "predictions.parquet", "model.safetensors")
 }
 
 func evaluateFixture(t *testing.T) fixture {

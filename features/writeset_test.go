@@ -35,24 +35,7 @@ func writeSetFixture(t *testing.T) (dir string, before map[string]string) {
 	if _, err := Run(context.Background(), runenv.Test(), writeSetOptions(dir, 10)); err != nil {
 		t.Fatal(err)
 	}
-	return dir, snapshot(t, dir)
-}
-
-func snapshot(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range des {
-		b, err := os.ReadFile(filepath.Join(dir, d.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[d.Name()] = string(b)
-	}
-	return out
+	return dir, atomictest.Snapshot(t, dir)
 }
 
 // TestFeaturesOutputsOneWriteSet: windows, stats and bucket stats are one
@@ -79,7 +62,7 @@ func TestFeaturesOutputsOneWriteSet(t *testing.T) {
 		if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "left as they were") {
 			t.Fatalf("ENOSPC at rename %d: %v", fail, err)
 		}
-		after := snapshot(t, dir)
+		after := atomictest.Snapshot(t, dir)
 		if len(after) != len(before) {
 			t.Errorf("ENOSPC at rename %d: %d files left, want %d", fail, len(after), len(before))
 		}
