@@ -76,29 +76,24 @@ func ComputeIntervals(ps []dataset.Prediction, c *conformal.Calibration) ([]Inte
 
 // storedIntervals measures the predictions' own interval columns, per level.
 func storedIntervals(ps []dataset.Prediction) []IntervalMetrics {
-	byLevel := map[float64]*IntervalMetrics{}
-	width := map[float64]float64{}
+	byLevel := map[float64]*conformal.Tally{}
 	for i := range ps {
 		p := &ps[i]
 		if !p.HasTruth() || !p.HasInterval() {
 			continue
 		}
-		im := byLevel[p.Level]
-		if im == nil {
-			im = &IntervalMetrics{Level: p.Level, Buckets: []BucketCoverage{}}
-			byLevel[p.Level] = im
+		t := byLevel[p.Level]
+		if t == nil {
+			t = &conformal.Tally{}
+			byLevel[p.Level] = t
 		}
-		im.N++
-		width[p.Level] += p.Upper - p.Lower
-		if p.RULTrue >= p.Lower && p.RULTrue <= p.Upper {
-			im.Covered++
-		}
+		t.Add(p.RULTrue, p.Lower, p.Upper)
 	}
 	out := []IntervalMetrics{}
-	for l, im := range byLevel {
-		im.Coverage = Float(float64(im.Covered) / float64(im.N))
-		im.MeanWidth = Float(width[l] / float64(im.N))
-		out = append(out, *im)
+	for l, t := range byLevel {
+		c := t.At(l)
+		out = append(out, IntervalMetrics{Level: l, N: c.N, Covered: c.Covered, Coverage: Float(c.Coverage), MeanWidth: Float(c.MeanWidth),
+			Buckets: []BucketCoverage{}})
 	}
 	slices.SortFunc(out, func(a, b IntervalMetrics) int { return cmpFloat(a.Level, b.Level) })
 	return out

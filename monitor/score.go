@@ -4,6 +4,8 @@ import (
 	"math"
 	"sort"
 	"time"
+
+	"github.com/modax/modax-ml/internal/conformal"
 )
 
 // prediction is one row of rul_predictions: the RUL predicted for a device
@@ -87,29 +89,22 @@ func phm08(d float64) float64 {
 // the predicted interval [lower, upper] and the interval's mean width, over
 // the outcomes that had one. Levels are ascending.
 func coverage(os []outcome) []IntervalCoverage {
-	type acc struct {
-		n, in int
-		width float64
-	}
-	by := map[float64]*acc{}
+	by := map[float64]*conformal.Tally{}
 	for _, o := range os {
 		if o.lower == nil || o.upper == nil || o.level == nil {
 			continue
 		}
-		a := by[*o.level]
-		if a == nil {
-			a = &acc{}
-			by[*o.level] = a
+		t := by[*o.level]
+		if t == nil {
+			t = &conformal.Tally{}
+			by[*o.level] = t
 		}
-		a.n++
-		if o.truth >= *o.lower && o.truth <= *o.upper {
-			a.in++
-		}
-		a.width += *o.upper - *o.lower
+		t.Add(o.truth, *o.lower, *o.upper)
 	}
 	out := make([]IntervalCoverage, 0, len(by))
-	for lv, a := range by {
-		out = append(out, IntervalCoverage{Level: lv, N: a.n, Coverage: float64(a.in) / float64(a.n), MeanWidth: a.width / float64(a.n)})
+	for lv, t := range by {
+		c := t.At(lv)
+		out = append(out, IntervalCoverage{Level: lv, N: c.N, Coverage: c.Coverage, MeanWidth: c.MeanWidth})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Level < out[j].Level })
 	return out

@@ -315,29 +315,46 @@ type Coverage struct {
 	MeanWidth float64 // hours; NaN when N = 0
 }
 
+// Tally accumulates intervals against their truth: one place for how a
+// coverage and a mean width are counted, whether the intervals come from a
+// calibration (Measure) or were stored with the predictions.
+type Tally struct {
+	n, covered int
+	width      float64
+}
+
+// Add counts one interval [lo, hi] and its truth.
+func (t *Tally) Add(truth, lo, hi float64) {
+	t.n++
+	t.width += hi - lo
+	if truth >= lo && truth <= hi {
+		t.covered++
+	}
+}
+
+// At is the tally as the Coverage at level.
+func (t Tally) At(level float64) Coverage {
+	out := Coverage{Level: level, N: t.n, Covered: t.covered, Coverage: math.NaN(), MeanWidth: math.NaN()}
+	if t.n > 0 {
+		out.Coverage = float64(t.covered) / float64(t.n)
+		out.MeanWidth = t.width / float64(t.n)
+	}
+	return out
+}
+
 // Measure computes the coverage and mean width at level over pred/truth;
 // the optional keep selects windows (nil: all).
 func Measure(c *Calibration, level float64, pred, truth []float64, keep func(i int) bool) (Coverage, error) {
-	out := Coverage{Level: level}
-	var width float64
+	var t Tally
 	for i := range pred {
 		if keep != nil && !keep(i) {
 			continue
 		}
 		lo, hi, err := Interval(pred[i], c, level)
 		if err != nil {
-			return out, err
+			return Coverage{Level: level}, err
 		}
-		out.N++
-		width += hi - lo
-		if truth[i] >= lo && truth[i] <= hi {
-			out.Covered++
-		}
+		t.Add(truth[i], lo, hi)
 	}
-	out.Coverage, out.MeanWidth = math.NaN(), math.NaN()
-	if out.N > 0 {
-		out.Coverage = float64(out.Covered) / float64(out.N)
-		out.MeanWidth = width / float64(out.N)
-	}
-	return out, nil
+	return t.At(level), nil
 }
