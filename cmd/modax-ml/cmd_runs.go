@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modax/modax-ml/internal/exitcode"
+	"github.com/modax/modax-ml/internal/runtable"
 	"github.com/modax/modax-ml/internal/tracking"
 )
 
@@ -23,42 +23,31 @@ func newRunsCmd(a *app) *cobra.Command {
 	}
 	def := tracking.DefaultConfig().RunsDir
 
+	var lo listOptions
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List the runs, newest first",
+		Short: "List the runs, newest first; choose columns, filter and sort",
+		Long: `List the runs under the runs directory, newest first.
+
+--columns picks the columns after the run id: ` + strings.Join(runtable.Builtins[1:], ", ") + `,
+param.KEY (a param: the flattened effective config, e.g. param.train.epochs) and metric.NAME (a final
+metric, e.g. metric.test_rmse). --sort orders by columns (comma list; a leading "-" sorts
+descending; runs without the value go last). --filter 'COLUMN OP VALUE' keeps the runs that match,
+OP one of < <= > >= = != (numbers compare as numbers, duration also takes 90s or 1m30s); several
+--filter flags must all match, and a run without the param or metric only matches !=. A column no
+run has is a usage error (exit 2).`,
 		Example: `  modax-ml runs list
+  modax-ml runs list --columns status,param.train.epochs,metric.test_rmse --sort metric.test_rmse
+  modax-ml runs list --filter 'metric.test_rmse<12' --filter status=finished --sort -started
   modax-ml runs list --runs-dir /srv/modax/runs --output json`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			dir := a.path(a.cfg.Tracking.RunsDir)
-			recs, errs := tracking.List(dir)
-			for _, err := range errs {
-				a.log.Warn("skipping an unreadable run record", "error", err.Error())
-			}
-			now := time.Now()
-			sums := make([]tracking.Summary, 0, len(recs))
-			for _, r := range recs {
-				sums = append(sums, tracking.Summarize(r, now))
-			}
-			return a.emit(sums, func(w io.Writer) error {
-				if len(sums) == 0 {
-					_, err := fmt.Fprintf(w, "no runs in %s\n", dir)
-					return err
-				}
-				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "RUN ID\tSTATUS\tSTARTED\tDURATION\tSTAGES\tDEPLOY\tMLFLOW")
-				for _, s := range sums {
-					deploy := s.Deploy
-					if deploy == "" {
-						deploy = "-"
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.RunID, s.Status, s.StartTime.UTC().Format(time.RFC3339),
-						fmtDuration(s.DurationSeconds), fmtStages(s.Stages), deploy, s.Tracking)
-				}
-				return tw.Flush()
-			})
+			return runsList(a, lo)
 		},
 	}
+	list.Flags().StringSliceVar(&lo.columns, "columns", nil, "columns after the run id (comma list; default "+strings.Join(runtable.DefaultColumns, ",")+")")
+	list.Flags().StringVar(&lo.sort, "sort", "", "sort by these columns (comma list, \"-\" prefix: descending; default newest first)")
+	list.Flags().StringArrayVar(&lo.filters, "filter", nil, "keep runs where COLUMN OP VALUE holds (repeatable, all must hold), e.g. 'metric.test_rmse<12'")
 	bindString(list.Flags(), "runs-dir", "tracking.runs_dir", def, "directory holding one directory per run")
 
 	var withParams bool
@@ -86,42 +75,218 @@ directory (a unique prefix is enough) or the path of a run directory.`,
 	bindString(show.Flags(), "runs-dir", "tracking.runs_dir", def, "directory holding one directory per run")
 	show.Flags().BoolVar(&withParams, "params", false, "also list the params (the flattened effective config)")
 
-	cmd.AddCommand(list, show)
+	var allParams bool
+	compare := &cobra.Command{
+		Use:   "compare RUN_ID RUN_ID...",
+		Short: "Compare runs side by side: differing params, final metrics with deltas",
+		Long: `Compare two or more runs (ids as for runs show: a unique prefix or a run directory):
+the params whose values differ (all of them with --all-params, differing ones marked "*"), every
+final metric with its delta against the first run, and the training curve's length and best epoch.
+The ui's compare page shows the same comparison.`,
+		Example: `  modax-ml runs compare 20250301T120000-a1 20250302T080000-b2
+  modax-ml runs compare first second --all-params
+  modax-ml runs compare first second --output json`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(_ *cobra.Command, args []string) error {
+			root := a.path(a.cfg.Tracking.RunsDir)
+			var recs []*tracking.Record
+			for _, id := range args {
+				dir, err := tracking.Find(root, id)
+				if err != nil {
+					return fmt.Errorf("%w: runs compare: %w", exitcode.ErrUsage, err)
+				}
+				rec, err := tracking.Load(dir)
+				if err != nil {
+					return fmt.Errorf("runs compare: %w", err)
+				}
+				recs = append(recs, rec)
+			}
+			c := runtable.Compare(recs, time.Now())
+			return a.emit(c, func(w io.Writer) error { return printCompare(w, c, allParams) })
+		},
+	}
+	bindString(compare.Flags(), "runs-dir", "tracking.runs_dir", def, "directory holding one directory per run")
+	compare.Flags().BoolVar(&allParams, "all-params", false, "list every param, not only those that differ")
+
+	cmd.AddCommand(list, show, compare)
 	return cmd
 }
 
-func fmtDuration(sec float64) string {
-	d := time.Duration(sec * float64(time.Second))
-	switch {
-	case d >= time.Minute:
-		return d.Round(time.Second).String()
-	case d >= time.Second:
-		return d.Round(100 * time.Millisecond).String()
-	default:
-		return d.Round(time.Millisecond).String()
-	}
+type listOptions struct {
+	columns, filters []string
+	sort             string
 }
 
-func fmtStages(counts map[string]int) string {
-	var parts []string
-	for _, st := range []tracking.StageStatus{tracking.StageRan, tracking.StageSkipped, tracking.StageFailed, tracking.StageKilled, tracking.StageRunning} {
-		if n := counts[string(st)]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, st))
+// listRow is one run of `runs list --output json`: the summary, plus the
+// chosen columns when --columns is given.
+type listRow struct {
+	tracking.Summary
+	Columns map[string]any `json:"columns,omitempty"`
+}
+
+func runsList(a *app, o listOptions) error {
+	dir := a.path(a.cfg.Tracking.RunsDir)
+	recs, errs := tracking.List(dir)
+	for _, err := range errs {
+		a.log.Warn("skipping an unreadable run record", "error", err.Error())
+	}
+	names := o.columns
+	if len(names) == 0 {
+		names = runtable.DefaultColumns
+	}
+	cols, err := runtable.ParseColumns(names, recs)
+	if err != nil {
+		return fmt.Errorf("%w: runs list --columns: %w", exitcode.ErrUsage, err)
+	}
+	q, err := runtable.ParseQuery(o.filters, o.sort, recs)
+	if err != nil {
+		return fmt.Errorf("%w: runs list: %w", exitcode.ErrUsage, err)
+	}
+	now := time.Now()
+	recs = q.Apply(recs, now)
+	rows := make([]listRow, 0, len(recs))
+	for _, r := range recs {
+		row := listRow{Summary: tracking.Summarize(r, now)}
+		if len(o.columns) > 0 {
+			row.Columns = map[string]any{}
+			for _, c := range cols {
+				v := c.Get(r, now)
+				switch {
+				case v.Missing:
+					row.Columns[c.Name] = nil
+				case v.IsNum && c.Param == "":
+					row.Columns[c.Name] = tracking.Float(v.Num)
+				default:
+					row.Columns[c.Name] = v.Text
+				}
+			}
+		}
+		rows = append(rows, row)
+	}
+	return a.emit(rows, func(w io.Writer) error {
+		if len(rows) == 0 {
+			if len(q.Filters) > 0 {
+				_, err := fmt.Fprintf(w, "no runs in %s match the filters\n", dir)
+				return err
+			}
+			_, err := fmt.Fprintf(w, "no runs in %s\n", dir)
+			return err
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		head := []string{"RUN ID"}
+		for _, c := range cols {
+			head = append(head, c.Header())
+		}
+		fmt.Fprintln(tw, strings.Join(head, "\t"))
+		for _, r := range recs {
+			cells := []string{r.RunID}
+			for _, c := range cols {
+				cells = append(cells, c.Get(r, now).Text)
+			}
+			fmt.Fprintln(tw, strings.Join(cells, "\t"))
+		}
+		return tw.Flush()
+	})
+}
+
+// printCompare renders a comparison for people: runs as columns.
+func printCompare(w io.Writer, c *runtable.Comparison, allParams bool) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(label string, cells []string) {
+		fmt.Fprintln(tw, label+"\t"+strings.Join(cells, "\t"))
+	}
+	cells := func(f func(h runtable.RunHead) string) []string {
+		var out []string
+		for _, h := range c.Runs {
+			out = append(out, f(h))
+		}
+		return out
+	}
+	row("RUN", cells(func(h runtable.RunHead) string { return h.RunID }))
+	row("status", cells(func(h runtable.RunHead) string { return string(h.Status) }))
+	row("started", cells(func(h runtable.RunHead) string { return h.StartTime.UTC().Format(time.RFC3339) }))
+	row("duration", cells(func(h runtable.RunHead) string { return fmtDuration(h.DurationSeconds) }))
+	row("best epoch", cells(func(h runtable.RunHead) string {
+		if h.CurveMetric == "" {
+			return "-"
+		}
+		return fmt.Sprintf("%d of %d (%s)", h.BestEpoch, h.Epochs, h.CurveMetric)
+	}))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	n := c.DifferingParams()
+	fmt.Fprintf(w, "\n%d of %d params differ", n, len(c.Params))
+	if !allParams && len(c.Params) > n {
+		fmt.Fprint(w, " (--all-params lists all)")
+	}
+	fmt.Fprintln(w)
+	if n > 0 || allParams {
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		row("PARAM", cells(func(h runtable.RunHead) string { return h.RunID }))
+		for _, p := range c.Params {
+			if !p.Differs && !allParams {
+				continue
+			}
+			label := "  " + p.Key
+			if p.Differs {
+				label = "* " + p.Key
+			}
+			var vs []string
+			for _, v := range p.Values {
+				if v == nil {
+					vs = append(vs, "-")
+				} else {
+					vs = append(vs, *v)
+				}
+			}
+			row(label, vs)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
 		}
 	}
-	if len(parts) == 0 {
-		return "-"
+	if len(c.Metrics) == 0 {
+		return nil
 	}
-	return strings.Join(parts, ", ")
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	head := []string{}
+	for i, h := range c.Runs {
+		if i == 0 {
+			head = append(head, h.RunID)
+		} else {
+			head = append(head, h.RunID+" (Δ)")
+		}
+	}
+	row("METRIC", head)
+	for _, m := range c.Metrics {
+		var vs []string
+		for i, v := range m.Values {
+			switch {
+			case v == nil:
+				vs = append(vs, "-")
+			case m.Deltas[i] != nil:
+				vs = append(vs, fmt.Sprintf("%s (%s)", fmtFloat(*v), fmtDelta(float64(*m.Deltas[i]))))
+			default:
+				vs = append(vs, fmtFloat(*v))
+			}
+		}
+		row(m.Key, vs)
+	}
+	return tw.Flush()
 }
 
-func fmtFloat(f tracking.Float) string {
-	v := float64(f)
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return fmt.Sprint(v)
+func fmtDelta(d float64) string {
+	if d > 0 {
+		return "+" + runtable.FormatFloat(d)
 	}
-	return fmt.Sprintf("%.6g", v)
+	return runtable.FormatFloat(d)
 }
+
+func fmtDuration(sec float64) string { return runtable.FormatDuration(sec) }
+
+func fmtFloat(f tracking.Float) string { return runtable.FormatFloat(float64(f)) }
 
 func fmtSize(n int64) string {
 	switch {
