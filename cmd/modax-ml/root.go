@@ -216,7 +216,7 @@ YAML file (--config) > defaults. "modax-ml config show" prints the result.`,
 			newPredictCmd(a), newEvaluateCmd(a), newExportCmd(a), newDeployCmd(a), newScoreCmd(a),
 		}},
 		{"ops", "Pipeline, monitoring and tracking:", []*cobra.Command{
-			newPipelineCmd(a), newMonitorCmd(a), newRunsCmd(a), newTrackingCmd(a), newCacheCmd(a),
+			newPipelineCmd(a), newMonitorCmd(a), newRunsCmd(a), newUICmd(a), newTrackingCmd(a), newCacheCmd(a),
 		}},
 		{"setup", "Setup and inspection:", []*cobra.Command{
 			newDBCmd(a), newConfigCmd(a), newVersionCmd(a),

@@ -33,7 +33,8 @@ func TestMain(m *testing.M) {
 // [pg] server then has TimescaleDB's files without preloading them, as
 // scripts/testenv.sh sets them up), [cmapss] the NASA C-MAPSS files are
 // available ($CMAPSS), [python] Debian's
-// python3 with torch and onnx, [node] the interop npm packages ($INTEROP).
+// python3 with torch and onnx, [node] the interop npm packages ($INTEROP),
+// [chromium] Debian's headless chromium (the ui story).
 // In CI (MODAX_TEST_STRICT=1) a script whose condition is missing fails
 // instead of skipping.
 func TestScript(t *testing.T) {
@@ -53,6 +54,9 @@ func TestScript(t *testing.T) {
 			// metrics.json (test MAE), model.onnx}.
 			"modax-fixture": modaxFixture,
 			"gen-labeled":   cmdGenLabeled, // features_script_test.go
+			"freeport":      cmdFreePort,   // ui_script_test.go
+			"http":          cmdHTTP,       // ui_script_test.go
+			"chromium":      cmdChromium,   // ui_script_test.go
 			// hardlink NEW OLD: a second name for the file OLD.
 			"hardlink": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 2 {
@@ -104,6 +108,8 @@ func TestScript(t *testing.T) {
 			case "python":
 				_, err := os.Stat("/usr/bin/python3")
 				ok = err == nil
+			case "chromium":
+				ok = chromiumPath() != ""
 			case "node":
 				_, err := os.Stat(filepath.Join(root, "tools", "interop", "node_modules"))
 				ok = err == nil

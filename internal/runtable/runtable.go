@@ -26,7 +26,7 @@ const (
 	MetricPrefix = "metric."
 )
 
-// Builtin columns: fields of the run record.
+// Builtins are the columns read from the run record itself.
 var Builtins = []string{"run_id", "name", "status", "started", "duration", "stages", "deploy", "mlflow"}
 
 // DefaultColumns are the columns of `runs list` after the run id.
