@@ -13,6 +13,8 @@ import (
 	"github.com/modax/modax-ml/internal/config"
 	"github.com/modax/modax-ml/internal/testutil"
 	"github.com/modax/modax-ml/internal/tracking/mlflowtest"
+	"github.com/modax/modax-ml/train"
+	"github.com/modax/modax-ml/train/sweep"
 )
 
 // TestConfigs decodes every example config strictly (an unknown key fails,
@@ -27,6 +29,13 @@ func TestConfigs(t *testing.T) {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if strings.HasPrefix(f, "sweep") {
+			// a `train --sweep` space, not a config
+			if _, err := sweep.ParseSpace(f, b, train.DefaultOptions()); err != nil {
+				t.Error(err)
+			}
+			continue
 		}
 		c := config.Default()
 		dec := yaml.NewDecoder(bytes.NewReader(b))

@@ -186,22 +186,11 @@ func runLSTM(ctx context.Context, env *runenv.Env, o Options) (*Result, error) {
 			}
 		}
 	}
-	workers := o.Workers
-	if workers == 0 {
-		workers = env.Workers
-	}
-	loss := nn.Loss{}
-	if o.Loss == "huber" {
-		loss.Huber = o.HuberDelta / scale
-	}
-	adam := nn.Adam{LR: o.LR, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: o.WeightDecay, ClipNorm: o.ClipNorm}
 	blasName := o.BLAS
 	if blasName == "auto" {
 		blasName = ""
 	}
-	newEngine := func(p *model.Params) (nn.Engine, error) {
-		return engines[o.Engine](p, engineConfig{workers: workers, blas: blasName, adam: adam, loss: loss})
-	}
+	newEngine := newEngineFor(env, &o, scale)
 	eng, err := newEngine(p)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)

@@ -7,12 +7,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/nn"
 	"github.com/modax/modax-ml/train"
 )
 
 func newTrainCmd(a *app) *cobra.Command {
 	d := train.DefaultOptions()
+	var sf sweepFlags
 	cmd := &cobra.Command{
 		Use:   "train",
 		Short: "Train the LSTM RUL regressor (or a ridge baseline) and write model.safetensors",
@@ -42,14 +44,23 @@ next to it, for --resume. Ctrl-C finishes the current batch, writes both and
 exits 130; --resume continues exactly where it stopped.
 
 --model ridge fits ridge regression on stats.parquet (standardised features)
-instead: the baseline that shows whether the LSTM earns its cost.`,
+instead: the baseline that shows whether the LSTM earns its cost.
+
+--sweep SPACE.yaml searches hyper-parameters instead of training one model:
+grid or seeded random trials over train config keys, each trained with the
+loop above on the windows loaded once, --sweep-workers at a time, weak trials
+pruned by ASHA on the val split. It chooses on the val split only and never
+reads the test split. Results: sweep.parquet, best.yaml (the best trial's
+train config, for --config) and a table on stdout, in --sweep-dir; Ctrl-C
+keeps the finished trials in its journal and the same command resumes.`,
 		Example: `  modax-ml train
   modax-ml train --epochs 30 --batch-size 64 --patience 5 --output json
   modax-ml train --loss huber --huber-delta 10 --clip-norm 1 --lr-patience 3
   modax-ml train --resume model.safetensors --epochs 150
   modax-ml train --patience 15 --refit      # pick the epochs on val, then train on train+val
   modax-ml train --interval-levels 0.8,0.9  # calibrate 80 % and 90 % prediction intervals on val
-  modax-ml train --model ridge --stats stats.parquet -o ridge.safetensors`,
+  modax-ml train --model ridge --stats stats.parquet -o ridge.safetensors
+  modax-ml train --sweep examples/sweep.yaml --sweep-dir sweep   # search on val; writes sweep/best.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o := a.cfg.Train
@@ -57,6 +68,14 @@ instead: the baseline that shows whether the LSTM earns its cost.`,
 			o.Stats = a.path(o.Stats)
 			o.Out = a.path(o.Out)
 			o.Resume = a.path(o.Resume)
+			if sf.space != "" {
+				return runSweep(cmd, a, o, sf)
+			}
+			for _, name := range []string{"sweep-dir", "sweep-workers", "force-new"} {
+				if cmd.Flags().Changed(name) {
+					return fmt.Errorf("%w: --%s applies to --sweep", exitcode.ErrUsage, name)
+				}
+			}
 			res, err := train.Run(cmd.Context(), a.env(), o)
 			if err != nil {
 				return err
@@ -97,6 +116,10 @@ instead: the baseline that shows whether the LSTM earns its cost.`,
 	bindInt64(f, "seed", "train.seed", d.Seed, "seed of initialisation, shuffling and dropout")
 	bindString(f, "model-version", "train.model_version", d.ModelVersion, "model version recorded in the checkpoint (default <model>-<run id>)")
 	bindFloat(f, "ridge-alpha", "train.ridge_alpha", d.RidgeAlpha, "L2 penalty of --model ridge")
+	f.StringVar(&sf.space, "sweep", "", "search the hyper-parameters of this space file (SPACE.yaml) on the val split instead of training one model")
+	f.StringVar(&sf.dir, "sweep-dir", "sweep", "sweep directory: journal.jsonl (resume), sweep.parquet and best.yaml")
+	f.IntVar(&sf.workers, "sweep-workers", 0, "trials trained side by side (0: cores / train.workers; results do not depend on it)")
+	f.BoolVar(&sf.forceNew, "force-new", false, "start the sweep over when --sweep-dir holds the journal of a different sweep")
 	return cmd
 }
 

@@ -175,6 +175,8 @@ func requiredColumns(kind string, meta Meta, sch *arrow.Schema) ([]Column, error
 		return predictionCols, nil
 	case KindScores:
 		return scoreCols, nil
+	case KindSweep:
+		return sweepCols, nil
 	case KindStats:
 		return []Column{
 			{ColTenant, arrow.BinaryTypes.String, false},
