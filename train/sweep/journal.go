@@ -113,7 +113,7 @@ func openJournal(dir string, h header, forceNew bool) (*journal, map[int]TrialRe
 func differs(old, cur header) string {
 	var why []string
 	if !bytes.Equal(compactJSON(old.Space), compactJSON(cur.Space)) {
-		why = append(why, "the space is not the same")
+		why = append(why, "the space is not the same"+spaceDiff(old.Space, cur.Space))
 	}
 	var keys []string
 	for k := range cur.Base {
@@ -129,6 +129,29 @@ func differs(old, cur header) string {
 		why = append(why, "the windows file changed")
 	}
 	return strings.Join(why, "; ")
+}
+
+// spaceDiff names the space's top-level keys that differ: " (trials 6 → 7)".
+func spaceDiff(a, b json.RawMessage) string {
+	var ma, mb map[string]any
+	if json.Unmarshal(a, &ma) != nil || json.Unmarshal(b, &mb) != nil {
+		return ""
+	}
+	var out []string
+	for _, k := range []string{"method", "trials", "seed", "metric", "prune", "params"} {
+		if reflect.DeepEqual(ma[k], mb[k]) {
+			continue
+		}
+		if k == "prune" || k == "params" {
+			out = append(out, k)
+		} else {
+			out = append(out, fmt.Sprintf("%s %v → %v", k, ma[k], mb[k]))
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(out, ", ") + ")"
 }
 
 func compactJSON(b []byte) []byte {

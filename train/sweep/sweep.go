@@ -220,6 +220,9 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	for id, tr := range done {
 		results[id], have[id] = tr, true
 	}
+	bar := env.Progress("sweep", "trials", int64(len(trials)))
+	bar.Add(int64(len(done)))
+	defer bar.Finish()
 	next := make(chan int)
 	var (
 		wg sync.WaitGroup
@@ -246,6 +249,10 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 					continue
 				}
 				logTrial(env, space, tr)
+				mu.Lock()
+				bar.Add(1) // bars are drawn from one goroutine at a time
+				bar.Describe(fmt.Sprintf("trial %d %s", tr.Trial, tr.Status))
+				mu.Unlock()
 				if opts.OnTrial != nil {
 					opts.OnTrial(tr)
 				}

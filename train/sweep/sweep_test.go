@@ -221,7 +221,7 @@ func TestSweepResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Run(context.Background(), env, opts)
-	if !errors.Is(err, exitcode.ErrUsage) || !strings.Contains(err.Error(), "the space is not the same") || !strings.Contains(err.Error(), "--force-new") {
+	if !errors.Is(err, exitcode.ErrUsage) || !strings.Contains(err.Error(), "the space is not the same (seed 11 → 12)") || !strings.Contains(err.Error(), "--force-new") {
 		t.Fatalf("changed space: %v", err)
 	}
 	b2 := base
