@@ -215,11 +215,38 @@ func (o *Options) validate() error {
 	default:
 		return usage("--target-scale %q: want horizon or none", o.TargetScale)
 	}
+	for _, b := range []struct {
+		flag, key string
+		v, max    int
+	}{{"--hidden-size", "train.hidden_size", o.Hidden, model.MaxHidden}, {"--num-layers", "train.num_layers", o.Layers, model.MaxLayers},
+		{"--fc-size", "train.fc_size", o.FC, model.MaxFC}, {"--batch-size", "train.batch_size", o.BatchSize, MaxBatchSize}} {
+		if b.v < 1 || b.v > b.max {
+			return usage("%s %d (config %s): want 1 to %d", b.flag, b.v, b.key, b.max)
+		}
+	}
 	arch := o.arch(1)
 	if err := arch.Validate(); err != nil {
 		return usage("%v", err)
 	}
+	if err := model.CheckMemory("the model's parameters, gradients and Adam state", trainParamBytes(arch)); err != nil {
+		return usage("--hidden-size %d --num-layers %d --fc-size %d: %v", o.Hidden, o.Layers, o.FC, err)
+	}
 	return nil
+}
+
+// MaxBatchSize bounds --batch-size.
+const MaxBatchSize = 1 << 16
+
+// trainParamBytes estimates the bytes training holds per parameter: the
+// weights, their gradients, Adam's two moments and the best epoch's copy.
+func trainParamBytes(a model.Arch) int64 { return 5 * 4 * a.ParamCount() }
+
+// trainActivationBytes estimates the activations the backward pass keeps for
+// one batch of b windows of t steps: per step and layer the four gates, the
+// cell and hidden states and tanh of the cell (8H float32), on each worker's
+// share of the batch, plus the batch's gradients.
+func trainActivationBytes(a model.Arch, b, t int) int64 {
+	return 2 * 4 * 8 * int64(b) * int64(t) * int64(a.Layers) * int64(a.Hidden)
 }
 
 // arch is the LSTM architecture of the options for input size in.

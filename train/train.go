@@ -162,6 +162,13 @@ func runLSTM(ctx context.Context, env *runenv.Env, o Options) (*Result, error) {
 		}
 	}
 	arch := o.arch(d.f)
+	if err := arch.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: train: %s: %w", exitcode.ErrValidation, o.Windows, err)
+	}
+	if err := model.CheckMemory(fmt.Sprintf("training on windows of %d steps × %d features", d.t, d.f),
+		trainParamBytes(arch)+trainActivationBytes(arch, o.BatchSize, d.t)); err != nil {
+		return nil, usage("--batch-size %d --hidden-size %d --num-layers %d: %v (lower them)", o.BatchSize, o.Hidden, o.Layers, err)
+	}
 	p, err := model.NewParams(arch)
 	if err != nil {
 		return nil, usage("%v", err)

@@ -249,7 +249,7 @@ func CheckSchema(loc, kind string, sch *arrow.Schema, meta Meta) error {
 		if !ok || fl.Elem().ID() != arrow.FLOAT32 {
 			return &SchemaError{Loc: loc, Column: ColX, Detail: fmt.Sprintf("has type %s, want fixed_size_list<float32>", x)}
 		}
-		if int(fl.Len()) != window*len(feats) {
+		if window > int(fl.Len())/len(feats) || int(fl.Len()) != window*len(feats) { // the first test keeps the product from overflowing
 			return &SchemaError{Loc: loc, Column: ColX, Detail: fmt.Sprintf("holds %d values per row, want window %d × %d features = %d", fl.Len(), window, len(feats), window*len(feats))}
 		}
 	}

@@ -3,11 +3,12 @@ package model
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
+	"log/slog"
 
 	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/conformal"
 	"github.com/modax/modax-ml/internal/dataset"
+	"github.com/modax/modax-ml/internal/exitcode"
 )
 
 // Checkpoint metadata keys (safetensors __metadata__, string values; JSON for
@@ -72,6 +73,11 @@ type Info struct {
 	WriteSet string `json:"write_set,omitempty"`
 	// Calibration gives predictions their intervals (nil: uncalibrated).
 	Calibration *conformal.Calibration `json:"calibration,omitempty"`
+	// WeightsSHA256 is the weights digest the file recorded
+	// (MetaWeightsSHA256, verified on load; "" for a file written before
+	// digests were recorded). Saving records the digest of the saved
+	// tensors whatever this says.
+	WeightsSHA256 string `json:"weights_sha256,omitempty"`
 }
 
 // Checkpoint is a model's parameters with its Info.
@@ -188,7 +194,7 @@ func Load(path string) (*Checkpoint, error) {
 		{MetaInputs, &in.Inputs, false}, {MetaCalibration, &in.Calibration, false},
 	} {
 		if err := get(kv.k, kv.v, kv.req); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", exitcode.ErrValidation, err)
 		}
 	}
 	in.WriteSet = meta[MetaWriteSet]
@@ -198,27 +204,13 @@ func Load(path string) (*Checkpoint, error) {
 	if err := in.Calibration.Validate(); err != nil {
 		return nil, fmt.Errorf("checkpoint %s: metadata %s: %w", path, MetaCalibration, err)
 	}
-	p, err := NewParams(in.Arch)
+	p, err := ParamsFrom(in.Arch, ts)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
+		return nil, fmt.Errorf("%w: checkpoint %s: %w", exitcode.ErrValidation, path, err)
 	}
-	byName := map[string]*Tensor{}
-	for _, t := range ts {
-		byName[t.Name] = t
-	}
-	for _, want := range p.Tensors {
-		got, ok := byName[want.Name]
-		if !ok {
-			return nil, fmt.Errorf("checkpoint %s: missing tensor %s for architecture %+v", path, want.Name, in.Arch)
-		}
-		if !slices.Equal(got.Shape, want.Shape) {
-			return nil, fmt.Errorf("checkpoint %s: tensor %s has shape %v, architecture %+v needs %v", path, want.Name, got.Shape, in.Arch, want.Shape)
-		}
-		copy(want.Data, got.Data)
-		delete(byName, want.Name)
-	}
-	for name := range byName {
-		return nil, fmt.Errorf("checkpoint %s: unexpected tensor %s for architecture %+v", path, name, in.Arch)
+	in.WeightsSHA256 = meta[MetaWeightsSHA256]
+	if in.WeightsSHA256 == "" {
+		slog.Debug("checkpoint records no weights digest (written before digests were recorded)", "path", path)
 	}
 	if in.Arch.Type == TypeLSTM && in.Arch.InputSize != len(in.Features) {
 		return nil, fmt.Errorf("checkpoint %s: input size %d but %d features", path, in.Arch.InputSize, len(in.Features))

@@ -48,12 +48,20 @@ func (a Arch) Validate() error {
 		if a.InputSize < 1 || a.Hidden < 1 || a.Layers < 1 || a.FC < 1 {
 			return fmt.Errorf("model: lstm needs input_size, hidden_size, num_layers, fc_size ≥ 1 (got %d, %d, %d, %d)", a.InputSize, a.Hidden, a.Layers, a.FC)
 		}
+		for _, b := range []struct {
+			key    string
+			v, max int
+		}{{"input_size", a.InputSize, MaxInputSize}, {"hidden_size", a.Hidden, MaxHidden}, {"num_layers", a.Layers, MaxLayers}, {"fc_size", a.FC, MaxFC}} {
+			if b.v > b.max {
+				return fmt.Errorf("model: %s %d exceeds the limit of %d", b.key, b.v, b.max)
+			}
+		}
 		if a.Dropout < 0 || a.Dropout >= 1 {
 			return fmt.Errorf("model: dropout %g not in [0, 1)", a.Dropout)
 		}
 	case TypeRidge:
-		if a.InputSize < 1 {
-			return fmt.Errorf("model: ridge needs input_size ≥ 1")
+		if a.InputSize < 1 || a.InputSize > MaxInputSize {
+			return fmt.Errorf("model: ridge needs input_size in [1, %d] (got %d)", MaxInputSize, a.InputSize)
 		}
 	default:
 		return fmt.Errorf("model: unknown type %q (want lstm or ridge)", a.Type)
@@ -123,6 +131,44 @@ func NewParams(arch Arch) (*Params, error) {
 		t := &Tensor{Name: s.Name, Shape: s.Shape, Data: make([]float32, Size(s.Shape))}
 		p.Tensors = append(p.Tensors, t)
 		p.index[t.Name] = t
+	}
+	return p, nil
+}
+
+// ParamsFrom makes the parameters of arch from tensors read from a file,
+// without copying their data: the tensors must be exactly those of arch's
+// Spec (names and shapes). The architecture is checked against the tensors
+// before anything is allocated, so a header claiming a huge model allocates
+// nothing.
+func ParamsFrom(arch Arch, tensors []*Tensor) (*Params, error) {
+	if err := arch.Validate(); err != nil {
+		return nil, err
+	}
+	byName := make(map[string]*Tensor, len(tensors))
+	for _, t := range tensors {
+		byName[t.Name] = t
+	}
+	spec := arch.Spec()
+	p := &Params{Arch: arch, index: make(map[string]*Tensor, len(spec))}
+	for _, want := range spec {
+		got, ok := byName[want.Name]
+		if !ok {
+			return nil, fmt.Errorf("missing tensor %s for architecture %+v", want.Name, arch)
+		}
+		if !slices.Equal(got.Shape, want.Shape) {
+			return nil, fmt.Errorf("tensor %s has shape %v, architecture %+v needs %v", want.Name, got.Shape, arch, want.Shape)
+		}
+		if len(got.Data) != Size(want.Shape) {
+			return nil, fmt.Errorf("tensor %s holds %d values, shape %v needs %d", want.Name, len(got.Data), want.Shape, Size(want.Shape))
+		}
+		p.Tensors = append(p.Tensors, got)
+		p.index[got.Name] = got
+		delete(byName, want.Name)
+	}
+	for _, t := range tensors {
+		if _, extra := byName[t.Name]; extra {
+			return nil, fmt.Errorf("unexpected tensor %s for architecture %+v", t.Name, arch)
+		}
 	}
 	return p, nil
 }

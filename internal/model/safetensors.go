@@ -12,6 +12,7 @@ import (
 	"sort"
 
 	"github.com/modax/modax-ml/internal/atomicfile"
+	"github.com/modax/modax-ml/internal/exitcode"
 )
 
 // maxHeader bounds the JSON header a reader accepts (100 MB, as the reference
@@ -50,19 +51,25 @@ func WriteSafetensorsIn(set *atomicfile.Set, path string, tensors []*Tensor, met
 	return set.WriteFile(path, buf.Bytes())
 }
 
-// EncodeSafetensors writes the safetensors encoding of tensors to w.
+// EncodeSafetensors writes the safetensors encoding of tensors to w. The
+// metadata gets the tensors' digest (MetaWeightsSHA256), which
+// DecodeSafetensors verifies.
 func EncodeSafetensors(w io.Writer, tensors []*Tensor, meta map[string]string) error {
 	sorted := slices.Clone(tensors)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
-	header := map[string]any{}
-	if len(meta) > 0 {
-		header["__metadata__"] = meta
-	}
-	var off int64
 	for _, t := range sorted {
 		if Size(t.Shape) != len(t.Data) {
 			return fmt.Errorf("tensor %s: shape %v holds %d values, data has %d", t.Name, t.Shape, Size(t.Shape), len(t.Data))
 		}
+	}
+	m := make(map[string]string, len(meta)+1)
+	for k, v := range meta {
+		m[k] = v
+	}
+	m[MetaWeightsSHA256] = WeightsDigest(sorted)
+	header := map[string]any{"__metadata__": m}
+	var off int64
+	for _, t := range sorted {
 		n := int64(4 * len(t.Data))
 		shape := t.Shape
 		if shape == nil {
@@ -104,7 +111,8 @@ func EncodeSafetensors(w io.Writer, tensors []*Tensor, meta map[string]string) e
 
 // ReadSafetensors reads a safetensors file of F32 tensors. Every structural
 // defect (truncation, bad header, overlapping or out-of-range offsets, other
-// dtypes) is an error naming the file.
+// dtypes) and weights that do not match the recorded digest are an error
+// naming the file.
 func ReadSafetensors(path string) ([]*Tensor, map[string]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -112,12 +120,16 @@ func ReadSafetensors(path string) ([]*Tensor, map[string]string, error) {
 	}
 	ts, meta, err := DecodeSafetensors(b)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read checkpoint %s: %w", path, err)
+		return nil, nil, fmt.Errorf("%w: read checkpoint %s: %w", exitcode.ErrValidation, path, err)
 	}
 	return ts, meta, nil
 }
 
-// DecodeSafetensors parses the safetensors encoding in b.
+// DecodeSafetensors parses the safetensors encoding in b. Every tensor's
+// shape must account for exactly its byte range (checked before anything is
+// allocated for it), and when the metadata records the weights' digest
+// (MetaWeightsSHA256) the tensors must match it (ErrWeightsDigest, exit 3);
+// a file without one (written before digests were recorded) is accepted.
 func DecodeSafetensors(b []byte) ([]*Tensor, map[string]string, error) {
 	if len(b) < 8 {
 		return nil, nil, fmt.Errorf("truncated: %d bytes, not a safetensors file", len(b))
@@ -152,18 +164,13 @@ func DecodeSafetensors(b []byte) ([]*Tensor, map[string]string, error) {
 		if e.DType != "F32" {
 			return nil, nil, fmt.Errorf("tensor %s: dtype %s, want F32", name, e.DType)
 		}
-		for _, d := range e.Shape {
-			if d < 0 {
-				return nil, nil, fmt.Errorf("tensor %s: negative dimension in %v", name, e.Shape)
-			}
-		}
 		lo, hi := e.DataOffsets[0], e.DataOffsets[1]
 		if lo < 0 || hi < lo || hi > int64(len(data)) {
 			return nil, nil, fmt.Errorf("tensor %s: data offsets [%d, %d) outside the %d data bytes (truncated?)", name, lo, hi, len(data))
 		}
-		n := Size(e.Shape)
-		if int64(4*n) != hi-lo {
-			return nil, nil, fmt.Errorf("tensor %s: shape %v needs %d bytes, offsets give %d", name, e.Shape, 4*n, hi-lo)
+		n, ok := SizeWithin(e.Shape, (hi-lo)/4)
+		if !ok || int64(4*n) != hi-lo {
+			return nil, nil, fmt.Errorf("tensor %s: shape %v does not fit its %d data bytes (shape product × 4 bytes must equal the byte range)", name, e.Shape, hi-lo)
 		}
 		t := &Tensor{Name: name, Shape: e.Shape, Data: make([]float32, n)}
 		for i := range t.Data {
@@ -184,5 +191,30 @@ func DecodeSafetensors(b []byte) ([]*Tensor, map[string]string, error) {
 		return nil, nil, fmt.Errorf("%d trailing bytes after the last tensor", int64(len(data))-end)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	if err := CheckWeightsDigest(out, meta[MetaWeightsSHA256]); err != nil {
+		return nil, nil, err
+	}
 	return out, meta, nil
+}
+
+// SizeWithin returns the number of elements of shape when every dimension is
+// ≥ 0 and the product is at most limit, computed without overflow; ok is
+// false otherwise.
+func SizeWithin(shape []int, limit int64) (n int, ok bool) {
+	for _, d := range shape {
+		if d < 0 {
+			return 0, false
+		}
+	}
+	if slices.Contains(shape, 0) {
+		return 0, limit >= 0
+	}
+	p := int64(1)
+	for _, d := range shape {
+		if p > limit/int64(d) {
+			return 0, false
+		}
+		p *= int64(d)
+	}
+	return int(p), p <= limit
 }
