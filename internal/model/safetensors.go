@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -120,7 +121,12 @@ func ReadSafetensors(path string) ([]*Tensor, map[string]string, error) {
 	}
 	ts, meta, err := DecodeSafetensors(b)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: read checkpoint %s: %w", exitcode.ErrValidation, path, err)
+		if errors.Is(err, ErrWeightsDigest) {
+			// Readable but altered: bad values inside an input (exit 3).
+			return nil, nil, fmt.Errorf("%w: read checkpoint %s: %w", exitcode.ErrValidation, path, err)
+		}
+		// Truncated or not a safetensors file: unreadable (exit 1).
+		return nil, nil, fmt.Errorf("read checkpoint %s: %w", path, err)
 	}
 	return ts, meta, nil
 }
