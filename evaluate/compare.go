@@ -125,6 +125,7 @@ func Compare(this, other *Metrics, thisPath, otherPath string) *Comparison {
 			}
 			c.Rows = append(c.Rows, row)
 		}
+		c.Rows = append(c.Rows, compareBuckets(s, a, b, c.Wins)...)
 	}
 	if this.Thresholds != other.Thresholds {
 		c.Notes = append(c.Notes, fmt.Sprintf("thresholds differ (%g/%g h here, %g/%g h there): classification metrics are not comparable",
@@ -134,6 +135,59 @@ func Compare(this, other *Metrics, thisPath, otherPath string) *Comparison {
 		c.Notes = append(c.Notes, "the two were evaluated on different windows files (sha256 differs)")
 	}
 	return c
+}
+
+// bucketMetrics are the metrics a comparison shows per true-RUL bucket.
+var bucketMetrics = []struct {
+	name string
+	dir  Direction
+	get  func(BucketMetrics) Float
+}{
+	{"n", NoDirection, func(b BucketMetrics) Float { return Float(b.N) }},
+	{"mae", LowerBetter, func(b BucketMetrics) Float { return b.MAE }},
+	{"rmse", LowerBetter, func(b BucketMetrics) Float { return b.RMSE }},
+	{"bias", ZeroBetter, func(b BucketMetrics) Float { return b.Bias }},
+}
+
+// compareBuckets returns the rows "rul<label> <metric>" of the true-RUL
+// buckets of either side (a or b may be nil), matched by label, this side's
+// order first. Wins are counted into wins.
+func compareBuckets(split string, a, b *SplitMetrics, wins map[string]int) []CompareRow {
+	var labels []string
+	find := map[string][2]*BucketMetrics{}
+	for side, m := range []*SplitMetrics{a, b} {
+		if m == nil {
+			continue
+		}
+		for i := range m.RULBuckets {
+			bk := &m.RULBuckets[i]
+			pair, ok := find[bk.Label]
+			if !ok {
+				labels = append(labels, bk.Label)
+			}
+			pair[side] = bk
+			find[bk.Label] = pair
+		}
+	}
+	var rows []CompareRow
+	for _, l := range labels {
+		pair := find[l]
+		for _, m := range bucketMetrics {
+			x, y := NaN(), NaN()
+			if pair[0] != nil {
+				x = m.get(*pair[0])
+			}
+			if pair[1] != nil {
+				y = m.get(*pair[1])
+			}
+			row := CompareRow{Split: split, Metric: "rul" + l + " " + m.name, This: x, Other: y, Delta: x - y, Better: better(m.dir, x, y)}
+			if row.Better != "" {
+				wins[row.Better]++
+			}
+			rows = append(rows, row)
+		}
+	}
+	return rows
 }
 
 func better(d Direction, x, y Float) string {

@@ -43,6 +43,10 @@ type SplitMetrics struct {
 
 	Classification *Classification `json:"classification"`
 
+	// RULBuckets is the error broken down by true-RUL bucket (ErrorByBucket
+	// with the model's RUL cap, horizon_hours).
+	RULBuckets []BucketMetrics `json:"rul_buckets"`
+
 	// Intervals is the measured coverage of the prediction intervals, one
 	// entry per level (empty without intervals).
 	Intervals []IntervalMetrics `json:"intervals"`
@@ -166,6 +170,18 @@ func ComputeSplit(ps []dataset.Prediction, th dataset.Thresholds, tol float64) *
 	c := Classify(ht, hp)
 	m.Classification = &c
 	return m
+}
+
+// labelled returns the true and predicted RUL of the predictions with a
+// known truth.
+func labelled(ps []dataset.Prediction) (truth, pred []float64) {
+	for i := range ps {
+		if ps[i].HasTruth() {
+			truth = append(truth, ps[i].RULTrue)
+			pred = append(pred, ps[i].RULPred)
+		}
+	}
+	return truth, pred
 }
 
 // series is one device's labelled predictions in one split, in time order.

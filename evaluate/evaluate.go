@@ -220,6 +220,8 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 			}
 		}
 		m := ComputeSplit(in, doc.Thresholds, opts.CriticalToleranceHours)
+		truth, pred := labelled(in)
+		m.RULBuckets = ErrorByBucket(truth, pred, float64(doc.HorizonHours))
 		if m.Intervals, err = ComputeIntervals(in, cal); err != nil {
 			return nil, fmt.Errorf("evaluate: %s: split %s: %w", opts.Predictions, s, err)
 		}

@@ -101,8 +101,26 @@ var funcs = map[string]any{
 		}
 		return out
 	},
-	"model":     func(m *Metrics) string { return modelName(m) },
-	"intervals": intervalRows,
+	"model":      func(m *Metrics) string { return modelName(m) },
+	"intervals":  intervalRows,
+	"bucketRows": bucketRows,
+}
+
+// bucketRow is one row of the reports' error-by-bucket table.
+type bucketRow struct {
+	Split, Title string
+	BucketMetrics
+}
+
+// bucketRows flattens the splits' true-RUL buckets for the reports.
+func bucketRows(splits []splitView) []bucketRow {
+	var out []bucketRow
+	for _, s := range splits {
+		for _, b := range s.RULBuckets {
+			out = append(out, bucketRow{Split: s.Name, Title: b.bucketTitle(), BucketMetrics: b})
+		}
+	}
+	return out
 }
 
 // ivRow is one row of the reports' interval table: a level of a split, or
@@ -160,7 +178,15 @@ Against the raw (uncapped) RUL, where known:
 | split | n_raw | MAE | RMSE | R² | bias | score |
 |---|--:|--:|--:|--:|--:|--:|
 {{range .Splits}}| {{.Name}} | {{.NRaw}} | {{f3 .MAERaw}} | {{f3 .RMSERaw}} | {{f3 .R2Raw}} | {{f3 .BiasRaw}} | {{num .ScoreRaw}} |
-{{end}}{{with intervals .Splits}}
+{{end}}{{with bucketRows .Splits}}
+## Error by true-RUL bucket
+
+The error of the windows whose true RUL (capped at the horizon) lies in each bucket; bias = mean(predicted − true).
+
+| split | true RUL | n | MAE | RMSE | bias |
+|---|---|--:|--:|--:|--:|
+{{range .}}| {{.Split}} | {{.Title}} | {{.N}} | {{f3 .MAE}} | {{f3 .RMSE}} | {{f3 .Bias}} |
+{{end}}{{end}}{{with intervals .Splits}}
 ## Prediction intervals
 
 Measured coverage of the prediction intervals: the share of windows whose true RUL lies in [rul_lower, rul_upper], against the level (the nominal coverage); per bucket of predicted RUL the same over the windows predicted in it.
@@ -269,6 +295,11 @@ figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #ddd}figcaption
 <table><tr><th>split</th><th>n_raw</th><th>MAE</th><th>RMSE</th><th>R²</th><th>bias</th><th>score</th></tr>
 {{range .Splits}}<tr><td>{{.Name}}</td><td class="n">{{.NRaw}}</td><td class="n">{{f3 .MAERaw}}</td><td class="n">{{f3 .RMSERaw}}</td><td class="n">{{f3 .R2Raw}}</td><td class="n">{{f3 .BiasRaw}}</td><td class="n">{{num .ScoreRaw}}</td></tr>
 {{end}}</table>
+{{with bucketRows .Splits}}<h2 id="buckets">Error by true-RUL bucket</h2>
+<p>The error of the windows whose true RUL (capped at the horizon) lies in each bucket; bias = mean(predicted − true).</p>
+<table class="buckets"><tr><th>split</th><th>true RUL</th><th>n</th><th>MAE</th><th>RMSE</th><th>bias</th></tr>
+{{range .}}<tr><td>{{.Split}}</td><td>{{.Title}}</td><td class="n">{{.N}}</td><td class="n">{{f3 .MAE}}</td><td class="n">{{f3 .RMSE}}</td><td class="n">{{f3 .Bias}}</td></tr>
+{{end}}</table>{{end}}
 {{with intervals .Splits}}<h2>Prediction intervals</h2>
 <p>Measured coverage of the prediction intervals: the share of windows whose true RUL lies in [rul_lower, rul_upper], against the level (the nominal coverage); per bucket of predicted RUL the same over the windows predicted in it.</p>
 <table><tr><th>split</th><th>level</th><th>bucket of predicted RUL</th><th>n</th><th>covered</th><th>coverage</th><th>mean width</th></tr>

@@ -84,6 +84,9 @@ func writeEvaluateText(w io.Writer, res *evaluate.Result) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := writeBucketText(w, res); err != nil {
+		return err
+	}
 	if err := writeIntervalText(w, res); err != nil {
 		return err
 	}
@@ -106,6 +109,29 @@ func writeEvaluateText(w io.Writer, res *evaluate.Result) error {
 		return res.Compare.WriteText(w)
 	}
 	return nil
+}
+
+// writeBucketText prints the MAE and count per true-RUL bucket of every
+// split (the buckets are the same for every split of one run).
+func writeBucketText(w io.Writer, res *evaluate.Result) error {
+	names := res.SplitNames()
+	if len(names) == 0 || len(res.Splits[names[0]].RULBuckets) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "MAE/n by true RUL (h)")
+	for _, b := range res.Splits[names[0]].RULBuckets {
+		fmt.Fprintf(tw, "\t%s", b.Label)
+	}
+	fmt.Fprintln(tw)
+	for _, s := range names {
+		fmt.Fprint(tw, s)
+		for _, b := range res.Splits[s].RULBuckets {
+			fmt.Fprintf(tw, "\t%s/%d", f3(b.MAE), b.N)
+		}
+		fmt.Fprintln(tw)
+	}
+	return tw.Flush()
 }
 
 // writeIntervalText prints the measured interval coverage per split and
