@@ -59,8 +59,8 @@ func predictAt(t *testing.T, dir string, level float64) (*Result, []dataset.Pred
 // clipped to [0, horizon]; an unbounded radius gives [0, horizon].
 func TestIntervals(t *testing.T) {
 	dir, _ := files(t)
-	// The bucket edge is the median of the untrained model's outputs (near
-	// 0, some below): both buckets are used. Radius +Inf at 0.8 in the upper
+	// The bucket edge is the median of the fixture model's outputs: both
+	// buckets are used. Radius +Inf at 0.8 in the upper
 	// bucket (too few windows for the level).
 	_, ps, _ := predictAt(t, dir, 0.9)
 	preds := make([]float64, len(ps))

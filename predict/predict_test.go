@@ -27,12 +27,17 @@ func files(t *testing.T) (dir string, p *model.Params) {
 		t.Fatal(err)
 	}
 	p.Init(3)
+	w := p.Get("fc2.weight") // outputs spread around 50 h, inside [0, horizon]
+	for i := range w.Data {
+		w.Data[i] *= 40
+	}
+	p.Get("fc2.bias").Data[0] = 50
 	if err := model.Save(filepath.Join(dir, "model.safetensors"), &model.Checkpoint{Params: p, Info: model.Info{Arch: p.Arch,
 		Features: feats, Window: 5, Scaler: sc, Horizon: 100, Thresholds: dataset.DefaultThresholds, ModelVersion: "v7"}}); err != nil {
 		t.Fatal(err)
 	}
 	wm := dataset.WindowsMeta{Window: 5, Stride: 1, Features: feats, Scaler: sc, Horizon: 100, Thresholds: dataset.DefaultThresholds}
-	w, err := dataset.CreateWindows(filepath.Join(dir, "windows.parquet"), wm, dataset.Meta{})
+	ww, err := dataset.CreateWindows(filepath.Join(dir, "windows.parquet"), wm, dataset.Meta{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,13 +50,13 @@ func files(t *testing.T) (dir string, p *model.Params) {
 				x[j] = float32(rng.NormFloat64())
 			}
 			rul := float64(29 - i)
-			if err := w.Append(&dataset.Window{Tenant: "t", Device: fmt.Sprint("d", d), End: dataset.Micros(t0.Add(time.Duration(i) * time.Hour)),
+			if err := ww.Append(&dataset.Window{Tenant: "t", Device: fmt.Sprint("d", d), End: dataset.Micros(t0.Add(time.Duration(i) * time.Hour)),
 				RUL: rul, RULRaw: rul, Health: dataset.DefaultThresholds.Classify(rul), Split: split, X: x}); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	if err := w.Commit(); err != nil {
+	if err := ww.Commit(); err != nil {
 		t.Fatal(err)
 	}
 	return dir, p

@@ -2,11 +2,13 @@ package score
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/modax/modax-ml/internal/conformal"
+	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/model"
 )
 
@@ -54,5 +56,56 @@ func TestScoreIntervals(t *testing.T) {
 	}
 	if len(res.Scored) == 0 || res.Scored[0].Lower != nil || res.Note != "model has no interval calibration at level 0.9 (calibrated: [0.8])" {
 		t.Errorf("level 0.9 of a model calibrated at 0.8: %+v", res.Scored)
+	}
+}
+
+// TestScoreClip: raw outputs below 0 or above the horizon (500 h) score as
+// 0 and 500 h, each with its interval around the clipped point, so that
+// 0 ≤ rul_lower ≤ rul_hours ≤ rul_upper ≤ horizon in the result and the
+// scores file.
+func TestScoreClip(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	ckpt, _, readings, failures := pipeline(t, dir)
+	cal := &conformal.Calibration{Method: conformal.Method, Horizon: 500, Levels: []float64{0.9}, N: 100,
+		Buckets: []conformal.Bucket{{Lo: 0, Hi: 500, N: 100, Radius: []conformal.Radius{30}}}}
+	at := t0.Add(100 * time.Hour)
+	for _, tc := range []struct {
+		bias, want, lo, hi float64
+	}{{-1e5, 0, 0, 30}, {1e5, 500, 470, 500}} {
+		ck, err := model.Load(ckpt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ck.Params.Get("fc2.bias").Data[0] = float32(tc.bias)
+		ck.Info.Calibration = cal
+		if err := model.Save(ckpt, ck); err != nil {
+			t.Fatal(err)
+		}
+		o := DefaultOptions()
+		o.Readings, o.Failures, o.Model, o.At = readings, failures, ckpt, at.Format(time.RFC3339)
+		o.DB.Tenant = "t"
+		o.Out = filepath.Join(dir, fmt.Sprintf("scores-%g.parquet", tc.bias))
+		res, err := Run(ctx, env(at), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Scored) == 0 {
+			t.Fatalf("bias %g: nothing scored: %+v", tc.bias, res.Unscored)
+		}
+		for _, s := range res.Scored {
+			if s.RUL != tc.want || s.Lower == nil || s.Upper == nil || *s.Lower != tc.lo || *s.Upper != tc.hi {
+				t.Errorf("bias %g: %s RUL %g [%v, %v], want %g [%g, %g]", tc.bias, s.Device, s.RUL, s.Lower, s.Upper, tc.want, tc.lo, tc.hi)
+			}
+		}
+		ss, _, err := dataset.ReadScores(ctx, o.Out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range ss {
+			if s.RUL != tc.want || s.Lower != tc.lo || s.Upper != tc.hi {
+				t.Errorf("bias %g: scores file %s RUL %g [%g, %g], want %g [%g, %g]", tc.bias, s.Device, s.RUL, s.Lower, s.Upper, tc.want, tc.lo, tc.hi)
+			}
+		}
 	}
 }

@@ -275,6 +275,7 @@ func (sc *scorer) batch(ds []device) error {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return fmt.Errorf("score: the model %s output %v for device %s (window ending %s)", sc.m.Path, v, ds[i].name, dataset.TimeOf(end).Format(time.RFC3339))
 		}
+		v = sc.m.Clip(v)
 		s := dataset.Score{Tenant: sc.s.DB.Tenant, Device: ds[i].name, Time: end, ScoredAt: at, RUL: v, Lower: math.NaN(), Upper: math.NaN(),
 			Level: math.NaN(), Health: sc.th.Classify(v), Change: math.NaN(), ModelVersion: sc.m.Version}
 		if sc.interval.OK {

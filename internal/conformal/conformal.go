@@ -20,6 +20,10 @@
 //     When k > n the radius is unbounded (the interval is [0, horizon]).
 //   - The interval is [p − q, p + q] clipped to [0, horizon].
 //
+// A prediction p is the model's output clipped to [0, horizon] (Clip): the
+// point modax-ml reports, calibrates on and centres the interval on, so that
+// 0 ≤ lower ≤ p ≤ upper ≤ horizon always holds.
+//
 // With exchangeable calibration and test windows this covers the truth with
 // probability at least 1−α within each bucket (Vovk et al., Mondrian
 // conformal prediction). Windows of one device are not exchangeable with
@@ -103,7 +107,8 @@ type Options struct {
 }
 
 // Calibrate computes the calibration from predictions and true RUL of the
-// calibration windows. Levels must be in (0, 1); horizon > 0. NaN
+// calibration windows; the predictions are clipped (Clip) first, as every
+// reported prediction is. Levels must be in (0, 1); horizon > 0. NaN
 // predictions or truths are an error (bad data, not a programming error).
 func Calibrate(pred, truth []float64, levels []float64, horizon float64, o Options) (*Calibration, error) {
 	if len(pred) != len(truth) {
@@ -131,7 +136,8 @@ func Calibrate(pred, truth []float64, levels []float64, horizon float64, o Optio
 		if math.IsNaN(pred[i]) || math.IsInf(pred[i], 0) || math.IsNaN(truth[i]) || math.IsInf(truth[i], 0) {
 			return nil, fmt.Errorf("conformal: calibration window %d has prediction %g, truth %g (want finite numbers)", i, pred[i], truth[i])
 		}
-		pts[i] = pt{pred[i], math.Abs(truth[i] - pred[i])}
+		p := Clip(pred[i], horizon)
+		pts[i] = pt{p, math.Abs(truth[i] - p)}
 	}
 	slices.SortFunc(pts, func(a, b pt) int {
 		if a.p < b.p {
@@ -281,11 +287,23 @@ func (c *Calibration) BucketOf(pred float64) int {
 	return 0
 }
 
+// Clip is a predicted RUL as modax-ml reports it: the model's output clipped
+// to [0, horizon] (no RUL is negative, and the labels are capped at the
+// horizon); horizon ≤ 0 (unknown) clips at 0 only.
+func Clip(pred, horizon float64) float64 {
+	pred = max(pred, 0)
+	if horizon > 0 {
+		pred = min(pred, horizon)
+	}
+	return pred
+}
+
 // ErrLevel is returned by Interval for a level the model was not calibrated at.
 var ErrLevel = errors.New("level not calibrated")
 
-// Interval maps a prediction to its interval at a calibrated level, clipped
-// to [0, horizon]. A nil calibration, or a level it lacks, is an error
+// Interval maps a prediction to its interval at a calibrated level: the
+// clipped prediction (Clip) ± the radius of its bucket, clipped to
+// [0, horizon], so lower ≤ Clip(pred) ≤ upper. A nil calibration, or a level it lacks, is an error
 // wrapping ErrLevel that names the calibrated levels.
 func Interval(pred float64, c *Calibration, level float64) (lower, upper float64, err error) {
 	if c == nil {
@@ -295,9 +313,9 @@ func Interval(pred float64, c *Calibration, level float64) (lower, upper float64
 	if li < 0 {
 		return 0, 0, fmt.Errorf("conformal: interval level %g not calibrated (model has %v): %w", level, c.Levels, ErrLevel)
 	}
+	pred = Clip(pred, c.Horizon)
 	q := float64(c.Buckets[c.BucketOf(pred)].Radius[li])
-	clip := func(v float64) float64 { return min(max(v, 0), c.Horizon) }
-	return clip(pred - q), clip(pred + q), nil
+	return Clip(pred-q, c.Horizon), Clip(pred+q, c.Horizon), nil
 }
 
 // Interval is the package function Interval as a method.

@@ -44,7 +44,8 @@ func TestQuantile(t *testing.T) {
 }
 
 // TestCalibrateOneBucket: residuals 1..9 in one bucket; the 0.8 and 0.9
-// radii are the 8th and 9th smallest, and the interval is clipped.
+// radii are the 8th and 9th smallest, and the interval is clipped; a
+// prediction outside [0, horizon] is clipped before its interval is taken.
 func TestCalibrateOneBucket(t *testing.T) {
 	pred := []float64{50, 50, 50, 50, 50, 50, 50, 50, 50}
 	truth := []float64{51, 48, 53, 46, 55, 56, 43, 58, 59} // |r| = 1..9
@@ -61,7 +62,7 @@ func TestCalibrateOneBucket(t *testing.T) {
 	for _, cs := range []struct {
 		pred, level, lo, hi float64
 	}{
-		{50, 0.9, 41, 59}, {50, 0.8, 42, 58}, {3, 0.9, 0, 12}, {95, 0.9, 86, 100}, {-2, 0.8, 0, 6}, {120, 0.8, 100, 100},
+		{50, 0.9, 41, 59}, {50, 0.8, 42, 58}, {3, 0.9, 0, 12}, {95, 0.9, 86, 100}, {-2, 0.8, 0, 8}, {120, 0.8, 92, 100}, {100, 0.9, 91, 100},
 	} {
 		lo, hi, err := Interval(cs.pred, c, cs.level)
 		if err != nil || lo != cs.lo || hi != cs.hi {
@@ -218,5 +219,58 @@ func TestCoverageSynthetic(t *testing.T) {
 				t.Errorf("level %g bucket %d: coverage %.4f over %d windows", level, b, cb.Coverage, cb.N)
 			}
 		}
+	}
+}
+
+// TestClipConsistent: for any model output, in range or not, the reported
+// point Clip(p) and its interval satisfy 0 ≤ lower ≤ point ≤ upper ≤
+// horizon, at every level and bucket, bounded radius or not.
+func TestClipConsistent(t *testing.T) {
+	const horizon = 125
+	var pred, truth []float64
+	for i := range 400 {
+		p := float64(i%140) - 5
+		pred = append(pred, p)
+		truth = append(truth, Clip(p+float64(i%17)-8, horizon))
+	}
+	c, err := Calibrate(pred, truth, []float64{0.5, 0.9, 0.999}, horizon, Options{MinPerBucket: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Buckets) < 2 || !math.IsInf(float64(c.Buckets[0].Radius[2]), 1) {
+		t.Fatalf("calibration %+v: want several buckets and an unbounded radius at 0.999", c)
+	}
+	for _, p := range []float64{math.Inf(-1), -1e9, -300, -0.001, 0, 0.5, 7, 62.5, 124.9, 125, 125.001, 400, 1e12, math.Inf(1)} {
+		point := Clip(p, horizon)
+		if point < 0 || point > horizon {
+			t.Errorf("Clip(%g) = %g, outside [0, %d]", p, point, horizon)
+		}
+		for _, level := range c.Levels {
+			lo, hi, err := Interval(p, c, level)
+			if err != nil || !(lo >= 0 && lo <= point && point <= hi && hi <= horizon) {
+				t.Errorf("Interval(%g, %g) = [%g, %g] for the point %g: want 0 ≤ lower ≤ point ≤ upper ≤ %d (err %v)", p, level, lo, hi, point, horizon, err)
+			}
+		}
+	}
+	if got := Clip(-3, 0); got != 0 {
+		t.Errorf("Clip(-3) without a horizon = %g, want 0", got)
+	}
+	if got := Clip(1e6, 0); got != 1e6 {
+		t.Errorf("Clip(1e6) without a horizon = %g, want 1e6 (no upper bound)", got)
+	}
+}
+
+// TestCalibrateClips: the residuals are those of the clipped predictions
+// (the ones reported): outputs below 0 and above the horizon whose clipped
+// values hit the truth exactly give radius 0.
+func TestCalibrateClips(t *testing.T) {
+	pred := []float64{-10, -20, -5, 130, 150, 111, 0, 100}
+	truth := []float64{0, 0, 0, 100, 100, 100, 0, 100}
+	c, err := Calibrate(pred, truth, []float64{0.8}, 100, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Buckets[0].Radius[0]; r != 0 {
+		t.Errorf("radius %g, want 0: the clipped predictions are exact", float64(r))
 	}
 }

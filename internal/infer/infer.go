@@ -64,6 +64,12 @@ func (m *Model) Close() error {
 	return m.close()
 }
 
+// Clip is a model output as predict and score report it: clipped to
+// [0, horizon] (conformal.Clip), the point the interval is centred on.
+func (m *Model) Clip(v float64) float64 {
+	return conformal.Clip(v, m.Horizon)
+}
+
 // Ref returns the model as a metrics/predictions lineage reference.
 func (m *Model) Ref() ModelRef {
 	return ModelRef{Path: m.Path, SHA256: m.SHA256, ModelVersion: m.Version}
@@ -235,7 +241,7 @@ func Select(w *dataset.Windows, lastOnly bool) []int {
 }
 
 // Predict runs m over the selected windows of w in batches and returns one
-// prediction per window. Health classes use the windows file's thresholds (the
+// prediction per window, clipped to [0, horizon] (Clip). Health classes use the windows file's thresholds (the
 // ones its labels were made with). A NaN or infinite model output is an
 // error naming the window.
 func Predict(ctx context.Context, env *runenv.Env, m *Model, w *dataset.Windows, loc string, opts Options) ([]dataset.Prediction, error) {
@@ -282,6 +288,7 @@ func Predict(ctx context.Context, env *runenv.Env, m *Model, w *dataset.Windows,
 				return nil, fmt.Errorf("predict %s: the model output %v for window %d of %s (device %s, window_end %s)",
 					m.Path, v, i+1, loc, w.Device[i], dataset.TimeOf(w.End[i]).Format(time.RFC3339))
 			}
+			v = m.Clip(v)
 			p := dataset.Prediction{Tenant: w.Tenant[i], Device: w.Device[i], LifeID: w.LifeID[i], End: w.End[i],
 				Split: w.Split[i], RULTrue: w.RUL[i], RULRaw: w.RULRaw[i], RULPred: v, HealthTrue: w.Health[i],
 				HealthPred: w.Meta.Thresholds.Classify(v), ModelVersion: m.Version, Lower: math.NaN(), Upper: math.NaN(), Level: math.NaN()}

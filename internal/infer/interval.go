@@ -34,8 +34,8 @@ func (m *Model) IntervalAt(level float64) Interval {
 	return Interval{OK: true, Level: level, c: c}
 }
 
-// Of is the interval of a prediction, clipped to [0, horizon]; (NaN, NaN)
-// when the interval is not OK.
+// Of is the interval of a prediction (conformal.Interval: around the clipped
+// prediction, clipped to [0, horizon]); (NaN, NaN) when the interval is not OK.
 func (iv Interval) Of(pred float64) (lower, upper float64) {
 	if !iv.OK {
 		return math.NaN(), math.NaN()
