@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/duration"
 	"github.com/modax/modax-ml/internal/exitcode"
 )
@@ -148,8 +149,8 @@ func (o Options) check() (settings, error) {
 		return s, usage("--labeled is empty")
 	case o.Out == "":
 		return s, usage("--out is empty")
-	case o.Window < 1:
-		return s, usage("--window %d: want ≥ 1", o.Window)
+	case o.Window < 1 || o.Window > dataset.MaxWindow:
+		return s, usage("--window %d (config features.window): want 1 to %d time steps", o.Window, dataset.MaxWindow)
 	case o.Stride < 1:
 		return s, usage("--stride %d: want ≥ 1", o.Stride)
 	case o.MaxFill < 0:

@@ -53,10 +53,13 @@ func TestScript(t *testing.T) {
 			// DIR/{model.safetensors (version vSEED), windows.parquet,
 			// metrics.json (test MAE), model.onnx}.
 			"modax-fixture": modaxFixture,
-			"gen-labeled":   cmdGenLabeled, // features_script_test.go
-			"freeport":      cmdFreePort,   // ui_script_test.go
-			"http":          cmdHTTP,       // ui_script_test.go
-			"chromium":      cmdChromium,   // ui_script_test.go
+			"gen-labeled":   cmdGenLabeled,   // features_script_test.go
+			"freeport":      cmdFreePort,     // ui_script_test.go
+			"http":          cmdHTTP,         // ui_script_test.go
+			"chromium":      cmdChromium,     // ui_script_test.go
+			"flip-weight":   cmdFlipWeight,   // digest_script_test.go
+			"truncate-file": cmdTruncateFile, // digest_script_test.go
+			"huge-shape":    cmdHugeShape,    // digest_script_test.go
 			// hardlink NEW OLD: a second name for the file OLD.
 			"hardlink": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 2 {

@@ -119,6 +119,12 @@ func (s *Scaler) check(nFeatures int) error {
 	return nil
 }
 
+// MaxWindow bounds a window's length in time steps (features --window, a
+// checkpoint's or an ONNX model's window): far above any RUL model's input
+// (C-MAPSS uses 30), and it keeps a mistyped flag or a crafted file from
+// asking for a window buffer of gigabytes.
+const MaxWindow = 1 << 16
+
 // WindowsMeta is what a windows file's metadata tells the trainer, the
 // predictor and the exporter.
 type WindowsMeta struct {

@@ -54,6 +54,9 @@ func LoadONNX(path string, workers int) (*Model, error) {
 			return nil, err
 		}
 	}
+	if m.Window < 1 || m.Window > dataset.MaxWindow {
+		return nil, fmt.Errorf("%w: load %s: metadata %s %d: want 1 to %d time steps", exitcode.ErrValidation, path, onnxmodel.MetaWindow, m.Window, dataset.MaxWindow)
+	}
 	if _, ok := props[onnxmodel.MetaCalibration]; ok {
 		if err := get(onnxmodel.MetaCalibration, &m.Calibration); err != nil {
 			return nil, err

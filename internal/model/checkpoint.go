@@ -197,6 +197,9 @@ func Load(path string) (*Checkpoint, error) {
 			return nil, fmt.Errorf("%w: %w", exitcode.ErrValidation, err)
 		}
 	}
+	if in.Window < 0 || in.Window > dataset.MaxWindow {
+		return nil, fmt.Errorf("%w: checkpoint %s: metadata %s %d: want 0 to %d time steps", exitcode.ErrValidation, path, MetaWindow, in.Window, dataset.MaxWindow)
+	}
 	in.WriteSet = meta[MetaWriteSet]
 	if s, ok := meta[MetaTrain]; ok {
 		in.Train = json.RawMessage(s)

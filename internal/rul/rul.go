@@ -54,10 +54,17 @@ func DefaultRules() Rules {
 	return Rules{Horizon: 100, Thresholds: dataset.DefaultThresholds}
 }
 
-// Validate checks horizon > 0 (finite) and 0 < critical < warning.
+// MaxHorizon bounds the horizon in hours (about 114 years): far above any
+// asset's life, and it keeps RUL/horizon targets well inside float32.
+const MaxHorizon = 1e6
+
+// Validate checks 0 < horizon ≤ MaxHorizon and 0 < critical < warning.
 func (r Rules) Validate() error {
 	if !(r.Horizon > 0) || math.IsInf(r.Horizon, 0) {
 		return fmt.Errorf("horizon %g: want a positive number of hours", r.Horizon)
+	}
+	if r.Horizon > MaxHorizon {
+		return fmt.Errorf("horizon %g: want at most %g hours", r.Horizon, float64(MaxHorizon))
 	}
 	return r.Thresholds.Validate()
 }
