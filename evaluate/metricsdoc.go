@@ -54,7 +54,7 @@ var Definitions = map[string]string{
 	"rmse":                 "sqrt(mean (pred - true)^2) in hours, capped truth",
 	"r2":                   "1 - SS_res/SS_tot; null when the truth is constant (SS_tot = 0)",
 	"bias":                 "mean(pred - true); > 0 means too much life predicted on average",
-	"score":                "PHM08 asymmetric score: sum of exp(-d/13)-1 for d < 0 and exp(d/10)-1 for d >= 0, d = pred - true; a sum, so only comparable over the same samples",
+	"score":                "PHM08 asymmetric score: sum of exp(-d/13)-1 for d < 0 and exp(d/10)-1 for d >= 0, d = pred - true, true = RUL capped at the horizon (the score against the truth clipped at the cap, as FFVE computes it on C-MAPSS; the C-MAPSS line's score_clipped; score_raw is the unclipped one); a sum, so only comparable over the same samples",
 	"score_mean":           "score / n",
 	"early_rate":           "share of predictions with pred < true (failure expected before it happens; the safe side). The design's code called pred > true 'early': that is the late case",
 	"late_rate":            "share of predictions with pred > true (the failure comes before the model expects it)",

@@ -1,10 +1,16 @@
 package evaluate
 
 import (
+	"context"
+	"encoding/json"
+	"math"
 	"os"
+	"slices"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/modax/modax-ml/internal/dataset"
 )
 
 func writeMetrics(t *testing.T, dir, name string, n, nRaw int, rmse, rmseRaw, scoreRaw float64) string {
@@ -77,6 +83,50 @@ func TestSummarizeSeeds(t *testing.T) {
 			t.Errorf("%s: no error", name)
 		} else if name == "units differ" && !strings.Contains(err.Error(), "99 test units") {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestSummarizeSeedsScoreClipped: score_clipped is the PHM08 score against
+// the truth capped at the horizon (FFVE's), score against the raw truth;
+// worked out by hand from evaluated predictions (the fixture caps at 100 h).
+func TestSummarizeSeedsScoreClipped(t *testing.T) {
+	// Unit 1: raw RUL 150, capped 100, predicted 95: d = −5 clipped, −55 raw.
+	// Unit 2: raw = capped = 20, predicted 30: d = +10 either way.
+	mk := func(pred1 float64) string {
+		ps := []dataset.Prediction{
+			{Device: "u1", Split: dataset.SplitTest, End: 1, RULTrue: 100, RULRaw: 150, RULPred: pred1, ModelVersion: "v"},
+			{Device: "u2", Split: dataset.SplitTest, End: 1, RULTrue: 20, RULRaw: 20, RULPred: 30, ModelVersion: "v"},
+		}
+		f := writeFixture(t, ps, nil)
+		o := f.opts()
+		o.NoPlots, o.Report, o.HTML = true, "", ""
+		if _, err := Run(context.Background(), testEnv(), o); err != nil {
+			t.Fatal(err)
+		}
+		return o.Metrics
+	}
+	// Seed 2 predicts unit 1 at 87: d = −13 clipped, −63 raw.
+	s, err := SummarizeSeeds("FD001", []string{mk(95), mk(87)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clip := []float64{round3(math.Expm1(5.0/13) + math.Expm1(1)), round3(math.Expm1(1) + math.Expm1(1))}
+	raw := []float64{round3(math.Expm1(55.0/13) + math.Expm1(1)), round3(math.Expm1(63.0/13) + math.Expm1(1))}
+	if !slices.Equal(s.ScoreClippedPerSeed, clip) || !slices.Equal(s.ScorePerSeed, raw) {
+		t.Errorf("score_clipped_per_seed %v, want %v; score_per_seed %v, want %v", s.ScoreClippedPerSeed, clip, s.ScorePerSeed, raw)
+	}
+	m, sd := meanStd(clip)
+	if s.ScoreClipped != m || s.ScoreClippedStd != sd || s.ScoreClipped >= s.Score {
+		t.Errorf("score_clipped %v ± %v, want %v ± %v (below score %v)", s.ScoreClipped, s.ScoreClippedStd, m, sd, s.Score)
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{`"score":`, `"score_clipped":`, `"score_clipped_std":`, `"score_clipped_per_seed":[`} {
+		if !strings.Contains(string(b), k) {
+			t.Errorf("JSON line lacks %s: %s", k, b)
 		}
 	}
 }

@@ -1,10 +1,11 @@
 #!/bin/sh
 # The C-MAPSS recipe: the standard protocol end to end on one subset, trained
 # with SEEDS seeds; the last line printed is one JSON object
-#   {"subset", "units", "rmse", "rmse_clipped", "score", "seeds", "rmse_per_seed", ...,
-#    "interval_level", "coverage", "interval_width", "coverage_per_seed", ...}
+#   {"subset", "units", "rmse", "rmse_clipped", "score", "score_clipped", "seeds",
+#    "rmse_per_seed", ..., "interval_level", "coverage", "interval_width", "coverage_per_seed", ...}
 # with rmse and score against RUL_FD00x as NASA gives it (not clipped), rmse_clipped
-# against the truth clipped at 125, means over the seeds (and *_std, their spread);
+# and score_clipped (PHM08, as FFVE scores) against the truth clipped at 125, means
+# over the seeds (and *_std, their spread);
 # coverage and interval_width (cycles) are those of the 90 % conformal interval
 # (calibrated on the validation units by train, written by predict) on the test units'
 # last windows, against the truth clipped at 125 (the model's target).
