@@ -59,6 +59,13 @@ type Options struct {
 	// predictions file records (0: use the file's, else 10/50 h).
 	CriticalHours float64 `yaml:"critical_hours"`
 	WarningHours  float64 `yaml:"warning_hours"`
+	// ImportanceRepeats is the number of permutations per feature of the
+	// permutation importance (0: none); ImportanceSeed seeds them and
+	// ImportanceWindows caps the windows scored (evenly spread; 0: all).
+	// It needs Model and Windows and runs on the plot split.
+	ImportanceRepeats int   `yaml:"importance_repeats"`
+	ImportanceSeed    int64 `yaml:"importance_seed"`
+	ImportanceWindows int   `yaml:"importance_windows"`
 }
 
 // DefaultOptions returns the DESIGN §3 file names and a 5 h critical
@@ -75,6 +82,9 @@ func DefaultOptions() Options {
 		HTML:                   "report.html",
 		PlotsDir:               "plots",
 		CriticalToleranceHours: 5,
+		ImportanceRepeats:      3,
+		ImportanceSeed:         1,
+		ImportanceWindows:      2000,
 	}
 }
 
@@ -91,7 +101,9 @@ type Result struct {
 	Prediction *infer.Summary           `json:"prediction,omitempty"`
 	Splits     map[string]*SplitMetrics `json:"splits"`
 	Compare    *Comparison              `json:"compare,omitempty"`
-	Warnings   []string                 `json:"warnings,omitempty"`
+	// FeatureImportance is metrics.json's feature_importance.
+	FeatureImportance *Importance `json:"feature_importance,omitempty"`
+	Warnings          []string    `json:"warnings,omitempty"`
 	// Doc is the whole metrics document.
 	Doc *Metrics `json:"-"`
 }
@@ -123,6 +135,10 @@ func (o Options) validate() error {
 		return bad("--workers %d: want ≥ 0", o.Workers)
 	case o.CriticalToleranceHours <= 0:
 		return bad("--critical-tolerance %g: want > 0 hours", o.CriticalToleranceHours)
+	case o.ImportanceRepeats < 0 || o.ImportanceRepeats > 100:
+		return bad("--importance-repeats %d: want 0 (none) to 100", o.ImportanceRepeats)
+	case o.ImportanceWindows < 0:
+		return bad("--importance-windows %d: want ≥ 0 (0: all)", o.ImportanceWindows)
 	case (o.CriticalHours != 0 || o.WarningHours != 0) && !(o.CriticalHours > 0 && o.WarningHours > o.CriticalHours):
 		return bad("--critical-hours %g / --warning-hours %g: want 0 < critical < warning (or both 0 to use the file's thresholds)", o.CriticalHours, o.WarningHours)
 	}
@@ -187,6 +203,7 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 		return nil, err
 	}
 	var history []model.Epoch
+	modelMade := false // opts.Model is the model that made the predictions
 	if opts.Model != "" && exists(opts.Model) {
 		var w string
 		var modelCal *conformal.Calibration
@@ -196,6 +213,7 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 		if w != "" {
 			warn(w)
 		}
+		modelMade = w == ""
 		if cal == nil {
 			// Predictions made before predict recorded the calibration: the
 			// checkpoint that made them has it.
@@ -248,6 +266,10 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 		rd.Splits = append(rd.Splits, splitView{Name: s, SplitMetrics: doc.Splits[s]})
 	}
 	rd.Worst, rd.Best = worstBestDevices(doc.PerDevice, primary, 5)
+	if doc.FeatureImportance, err = importance(ctx, env, opts, meta, primary, modelMade, warn); err != nil {
+		return nil, err
+	}
+	rd.Importance, res.FeatureImportance = doc.FeatureImportance, doc.FeatureImportance
 
 	if opts.Compare != "" {
 		other, err := ReadMetrics(opts.Compare)
@@ -272,6 +294,11 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 		plots, err := makePlots(ctx, ps, primary, doc.Splits[primary], history)
 		if err != nil {
 			return nil, fmt.Errorf("evaluate: plots: %w", err)
+		}
+		if p, err := PlotImportance(doc.FeatureImportance); err != nil {
+			return nil, fmt.Errorf("evaluate: plots: %w", err)
+		} else if p != nil {
+			plots = append(plots, p)
 		}
 		if written, err = writePlots(set, opts.PlotsDir, plots); err != nil {
 			return nil, fmt.Errorf("evaluate: %w", err)
@@ -423,7 +450,7 @@ func primarySplit(want string, splits map[string]*SplitMetrics) (string, error) 
 }
 
 // plotNames are every plot evaluate may write (stale ones are removed).
-var plotNames = []string{"pred_vs_true.png", "error_hist.png", "error_vs_true.png", "trajectories.png", "confusion.png", "calibration.png", "training_curves.png"}
+var plotNames = []string{"pred_vs_true.png", "error_hist.png", "error_vs_true.png", "trajectories.png", "confusion.png", "calibration.png", "training_curves.png", importancePlot}
 
 func makePlots(ctx context.Context, ps []dataset.Prediction, split string, m *SplitMetrics, history []model.Epoch) ([]*Plot, error) {
 	var truth, pred []float64

@@ -43,6 +43,9 @@ type Metrics struct {
 
 	Splits    map[string]*SplitMetrics `json:"splits"`
 	PerDevice []DeviceMetrics          `json:"per_device"`
+	// FeatureImportance is the permutation importance of the model's input
+	// features (null: not computed).
+	FeatureImportance *Importance `json:"feature_importance"`
 	// Definitions says what each metric means, so the file reads on its own.
 	Definitions map[string]string `json:"definitions"`
 }
@@ -65,6 +68,7 @@ var Definitions = map[string]string{
 	"rul_buckets":          "the error by bucket of true RUL (capped): [0,10), [10,25), [25,50), [50,cap) and =cap hours, cap = horizon_hours (uncapped: [50,inf) and no =cap bucket); per bucket n, mae, rmse and bias (mean pred - true) over the windows whose true RUL lies in [lo_hours, hi_hours) (at_cap: equals the cap); empty buckets have n = 0 and null metrics",
 	"per_device":           "the same regression metrics per device and split, with the device's last labelled window",
 	"intervals":            "per interval level: of the n windows with a known true RUL (capped), the covered ones have it inside [rul_lower, rul_upper]; coverage = covered / n (compare with level, the nominal coverage), mean_width = mean(rul_upper - rul_lower) in hours; buckets: the same per Mondrian bucket of predicted RUL [lo_hours, hi_hours) of interval_calibration",
+	"feature_importance":   "permutation importance on feature_importance.split: per input feature, the increase in RMSE (hours, capped truth) over baseline_rmse when the feature's values are permuted across the windows (a window takes all its time steps of that feature from one other window), rmse_increase per repeat (seeded), its mean and sample std; about 0: the model does not use the feature; null when not computed (no model or windows, or --importance-repeats 0)",
 	"interval_calibration": "the model's split-conformal calibration (levels, buckets of predicted RUL and their radii; a null radius is unbounded) the intervals were computed with; null when the model has none",
 }
 

@@ -43,6 +43,7 @@ type reportData struct {
 	History     *historyView
 	Compare     *Comparison
 	Warnings    []string
+	Importance  *Importance
 }
 
 func summarizeHistory(h []model.Epoch) *historyView {
@@ -238,7 +239,7 @@ All devices are in metrics.json (per_device).
 ![{{.Title}}]({{.Rel}})
 
 {{.Caption}}
-{{end}}{{end}}{{if .Compare}}
+{{end}}{{end}}{{template "importance" .}}{{if .Compare}}
 ## Compared with ` + "`{{.Compare.Other}}`" + `
 
 This: {{.Compare.ThisModel}}; other: {{.Compare.OtherModel}}. Better here on {{index .Compare.Wins "this"}} metrics, there on {{index .Compare.Wins "other"}}, equal on {{index .Compare.Wins "same"}}.
@@ -328,6 +329,7 @@ figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #ddd}figcaption
 {{if .Plots}}<h2>Plots</h2>
 {{range .Plots}}<figure><img alt="{{.Title}}" width="{{.Width}}" height="{{.Height}}" src="{{.DataURL}}"><figcaption><b>{{.Title}}.</b> {{.Caption}}</figcaption></figure>
 {{end}}{{end}}
+{{template "importance" .}}
 {{if .Compare}}<h2>Compared with <code>{{.Compare.Other}}</code></h2>
 <p>This: {{.Compare.ThisModel}}; other: {{.Compare.OtherModel}}. Better here on {{index .Compare.Wins "this"}} metrics, there on {{index .Compare.Wins "other"}}, equal on {{index .Compare.Wins "same"}}.</p>
 <table><tr><th>split</th><th>metric</th><th>this</th><th>other</th><th>delta</th><th>better</th></tr>
@@ -346,8 +348,8 @@ figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #ddd}figcaption
 `
 
 var (
-	mdTmpl   = template.Must(template.New("report.md").Funcs(funcs).Parse(mdTemplate))
-	htmlTmpl = htmltemplate.Must(htmltemplate.New("report.html").Funcs(funcs).Funcs(htmltemplate.FuncMap{
+	mdTmpl   = template.Must(template.Must(template.New("report.md").Funcs(funcs).Parse(mdTemplate)).Parse(importanceMD))
+	htmlTmpl = htmltemplate.Must(htmltemplate.Must(htmltemplate.New("report.html").Funcs(funcs).Funcs(htmltemplate.FuncMap{
 		"list": func(s ...string) []string { return s },
 		"devices": func(d *reportData, which string) []DeviceMetrics {
 			if which == "Worst" {
@@ -355,7 +357,7 @@ var (
 			}
 			return d.Best
 		},
-	}).Parse(htmlTemplate))
+	}).Parse(htmlTemplate)).Parse(importanceHTML))
 )
 
 // renderReports renders report.md (plots linked relative to mdPath) and the

@@ -68,6 +68,9 @@ the same model or windows file, evaluate first runs the model over the windows
 	bindString(f, "compare", "evaluate.compare", d.Compare, "another metrics.json to diff against (side by side)")
 	bindFloat(f, "critical-tolerance", "evaluate.critical_tolerance_hours", d.CriticalToleranceHours, "critical-window accuracy: |pred - true| must be below this many hours")
 	bindFloat(f, "critical-hours", "evaluate.critical_hours", d.CriticalHours, "critical threshold in hours (0: the predictions file's)")
+	bindInt(f, "importance-repeats", "evaluate.importance_repeats", d.ImportanceRepeats, "permutation importance: permutations per input feature (0: none; needs --model and --windows)")
+	bindInt64(f, "importance-seed", "evaluate.importance_seed", d.ImportanceSeed, "permutation importance: seed of the permutations")
+	bindInt(f, "importance-windows", "evaluate.importance_windows", d.ImportanceWindows, "permutation importance: at most this many windows of the plot split, evenly spread (0: all)")
 	bindFloat(f, "warning-hours", "evaluate.warning_hours", d.WarningHours, "warning threshold in hours (0: the predictions file's)")
 	return cmd
 }
@@ -88,6 +91,9 @@ func writeEvaluateText(w io.Writer, res *evaluate.Result) error {
 		return err
 	}
 	if err := writeIntervalText(w, res); err != nil {
+		return err
+	}
+	if err := writeImportanceText(w, res); err != nil {
 		return err
 	}
 	files := []string{res.Metrics}
@@ -159,6 +165,21 @@ func writeIntervalText(w io.Writer, res *evaluate.Result) error {
 	fmt.Fprintln(tw, "intervals\tlevel\tn\tcoverage\tmean width\tper bucket of predicted RUL (h): coverage/n")
 	for _, r := range rows {
 		fmt.Fprintln(tw, r)
+	}
+	return tw.Flush()
+}
+
+// writeImportanceText prints the permutation importance, largest first.
+func writeImportanceText(w io.Writer, res *evaluate.Result) error {
+	imp := res.Doc.FeatureImportance
+	if imp == nil {
+		return nil
+	}
+	fmt.Fprintf(w, "permutation importance (%s, %d windows, %d repeats; baseline RMSE %s h):\n", imp.Split, imp.Windows, imp.Repeats, f3(imp.BaselineRMSE))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  feature\tRMSE increase (h)\t± std")
+	for _, f := range imp.Features {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", f.Feature, f3(f.Mean), f3(f.Std))
 	}
 	return tw.Flush()
 }
