@@ -40,9 +40,23 @@ var compared = []struct {
 	{"critical_accuracy", HigherBetter, func(m *SplitMetrics) Float { return m.CriticalAccuracy }},
 	{"accuracy", HigherBetter, func(m *SplitMetrics) Float { return classif(m, func(c *Classification) Float { return c.Accuracy }) }},
 	{"macro_f1", HigherBetter, func(m *SplitMetrics) Float { return classif(m, func(c *Classification) Float { return c.MacroAvg.F1 }) }},
+	{"alert_lead_time_median", NoDirection, func(m *SplitMetrics) Float { return alert(m, func(a *AlertMetrics) Float { return a.LeadTimeMedian }) }},
+	{"never_alerted_share", LowerBetter, func(m *SplitMetrics) Float {
+		return alert(m, func(a *AlertMetrics) Float { return a.NeverAlertedShare })
+	}},
+	{"false_alarms_per_device_day", LowerBetter, func(m *SplitMetrics) Float {
+		return alert(m, func(a *AlertMetrics) Float { return a.FalseAlarmsPerDeviceDay })
+	}},
 	{"critical_recall", HigherBetter, func(m *SplitMetrics) Float {
 		return classif(m, func(c *Classification) Float { return c.Critical.Recall })
 	}},
+}
+
+func alert(m *SplitMetrics, f func(*AlertMetrics) Float) Float {
+	if m.Alerts == nil {
+		return NaN()
+	}
+	return f(m.Alerts)
 }
 
 func classif(m *SplitMetrics, f func(*Classification) Float) Float {

@@ -43,6 +43,9 @@ type SplitMetrics struct {
 
 	Classification *Classification `json:"classification"`
 
+	// Alerts are the critical alerts' lead time and false alarms.
+	Alerts *AlertMetrics `json:"alerts"`
+
 	// RULBuckets is the error broken down by true-RUL bucket (ErrorByBucket
 	// with the model's RUL cap, horizon_hours).
 	RULBuckets []BucketMetrics `json:"rul_buckets"`
@@ -169,6 +172,7 @@ func ComputeSplit(ps []dataset.Prediction, th dataset.Thresholds, tol float64) *
 	m.CriticalAccuracy, m.CriticalN = Float(acc), n
 	c := Classify(ht, hp)
 	m.Classification = &c
+	m.Alerts = ComputeAlerts(ps, th)
 	return m
 }
 

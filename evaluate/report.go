@@ -105,6 +105,31 @@ var funcs = map[string]any{
 	"model":      func(m *Metrics) string { return modelName(m) },
 	"intervals":  intervalRows,
 	"bucketRows": bucketRows,
+	"alertRows":  alertRows,
+	"hours": func(f Float) string {
+		if !f.Valid() {
+			return "—"
+		}
+		return fmt.Sprintf("%.1f h", float64(f))
+	},
+}
+
+// alertRow is one row of the reports' alert table.
+type alertRow struct {
+	Split string
+	*AlertMetrics
+}
+
+// alertRows lists the splits' alert metrics for the reports (splits with
+// lives only).
+func alertRows(splits []splitView) []alertRow {
+	var out []alertRow
+	for _, s := range splits {
+		if s.Alerts != nil && s.Alerts.Lives > 0 {
+			out = append(out, alertRow{Split: s.Name, AlertMetrics: s.Alerts})
+		}
+	}
+	return out
 }
 
 // bucketRow is one row of the reports' error-by-bucket table.
@@ -187,6 +212,14 @@ The error of the windows whose true RUL (capped at the horizon) lies in each buc
 | split | true RUL | n | MAE | RMSE | bias |
 |---|---|--:|--:|--:|--:|
 {{range .}}| {{.Split}} | {{.Title}} | {{.N}} | {{f3 .MAE}} | {{f3 .RMSE}} | {{f3 .Bias}} |
+{{end}}{{end}}{{with alertRows .Splits}}
+## Critical alerts
+
+An alert is a window predicted critical (RUL < {{g $.M.Thresholds.Critical}} h). Lead time: the true RUL at a failing life's first alert while it was degrading (true RUL < {{g $.M.Thresholds.Warning}} h); a false alarm: an alert raised while the true class was normal.
+
+| split | failing lives | alerted | never alerted | lead time mean | median | min | false alarms | device-days | false alarms / device-day |
+|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|
+{{range .}}| {{.Split}} | {{.FailingLives}} | {{.Alerted}} | {{.NeverAlerted}} ({{pct .NeverAlertedShare}}) | {{hours .LeadTimeMean}} | {{hours .LeadTimeMedian}} | {{hours .LeadTimeMin}} | {{.FalseAlarms}} | {{f3 .DeviceDays}} | {{f3 .FalseAlarmsPerDeviceDay}} |
 {{end}}{{end}}{{with intervals .Splits}}
 ## Prediction intervals
 
@@ -300,6 +333,11 @@ figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #ddd}figcaption
 <p>The error of the windows whose true RUL (capped at the horizon) lies in each bucket; bias = mean(predicted − true).</p>
 <table class="buckets"><tr><th>split</th><th>true RUL</th><th>n</th><th>MAE</th><th>RMSE</th><th>bias</th></tr>
 {{range .}}<tr><td>{{.Split}}</td><td>{{.Title}}</td><td class="n">{{.N}}</td><td class="n">{{f3 .MAE}}</td><td class="n">{{f3 .RMSE}}</td><td class="n">{{f3 .Bias}}</td></tr>
+{{end}}</table>{{end}}
+{{with alertRows .Splits}}<h2 id="alerts">Critical alerts</h2>
+<p>An alert is a window predicted critical (RUL &lt; {{g $.M.Thresholds.Critical}} h). Lead time: the true RUL at a failing life's first alert while it was degrading (true RUL &lt; {{g $.M.Thresholds.Warning}} h); a false alarm: an alert raised while the true class was normal.</p>
+<table class="alerts"><tr><th>split</th><th>failing lives</th><th>alerted</th><th>never alerted</th><th>lead time mean</th><th>median</th><th>min</th><th>false alarms</th><th>device-days</th><th>false alarms / device-day</th></tr>
+{{range .}}<tr><td>{{.Split}}</td><td class="n">{{.FailingLives}}</td><td class="n">{{.Alerted}}</td><td class="n">{{.NeverAlerted}} ({{pct .NeverAlertedShare}})</td><td class="n">{{hours .LeadTimeMean}}</td><td class="n">{{hours .LeadTimeMedian}}</td><td class="n">{{hours .LeadTimeMin}}</td><td class="n">{{.FalseAlarms}}</td><td class="n">{{f3 .DeviceDays}}</td><td class="n">{{f3 .FalseAlarmsPerDeviceDay}}</td></tr>
 {{end}}</table>{{end}}
 {{with intervals .Splits}}<h2>Prediction intervals</h2>
 <p>Measured coverage of the prediction intervals: the share of windows whose true RUL lies in [rul_lower, rul_upper], against the level (the nominal coverage); per bucket of predicted RUL the same over the windows predicted in it.</p>

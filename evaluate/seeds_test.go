@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"math"
 	"os"
-	"slices"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 

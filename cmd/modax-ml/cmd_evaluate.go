@@ -90,6 +90,9 @@ func writeEvaluateText(w io.Writer, res *evaluate.Result) error {
 	if err := writeBucketText(w, res); err != nil {
 		return err
 	}
+	if err := writeAlertText(w, res); err != nil {
+		return err
+	}
 	if err := writeIntervalText(w, res); err != nil {
 		return err
 	}
@@ -136,6 +139,26 @@ func writeBucketText(w io.Writer, res *evaluate.Result) error {
 			fmt.Fprintf(tw, "\t%s/%d", f3(b.MAE), b.N)
 		}
 		fmt.Fprintln(tw)
+	}
+	return tw.Flush()
+}
+
+// writeAlertText prints the critical alerts' lead time and false alarms
+// per split (splits with failing lives or false alarms only).
+func writeAlertText(w io.Writer, res *evaluate.Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	rows := 0
+	for _, s := range res.SplitNames() {
+		a := res.Splits[s].Alerts
+		if a == nil || a.FailingLives == 0 && a.FalseAlarms == 0 {
+			continue
+		}
+		if rows == 0 {
+			fmt.Fprintln(tw, "critical alerts\tfailing lives\tnever alerted\tlead time mean/median\tfalse alarms/device-day")
+		}
+		rows++
+		fmt.Fprintf(tw, "%s\t%d\t%d (%s)\t%s / %s h\t%s (%d in %s days)\n", s, a.FailingLives, a.NeverAlerted, pct(a.NeverAlertedShare),
+			f3(a.LeadTimeMean), f3(a.LeadTimeMedian), f3(a.FalseAlarmsPerDeviceDay), a.FalseAlarms, f3(a.DeviceDays))
 	}
 	return tw.Flush()
 }
