@@ -342,7 +342,7 @@ func TestBadInput(t *testing.T) {
 		{"truncated checkpoint", func(o *Options) { o.Model = cp("t.safetensors", ckb[:len(ckb)-50]) }, "t.safetensors"},
 		{"checkpoint of another architecture", func(o *Options) { o.Model = archPath }, "shape"},
 		{"truncated onnx", func(o *Options) { o.ONNX = cp("t.onnx", onb[:len(onb)/3]) }, "truncated or corrupt"},
-		{"damaged onnx weights", func(o *Options) { o.ONNX = cp("d.onnx", damaged) }, "does not compute what the checkpoint computes"},
+		{"damaged onnx weights", func(o *Options) { o.ONNX = cp("d.onnx", damaged) }, "d.onnx: data validation failed: initializers: the weights do not match the recorded digest"},
 		{"onnx of another checkpoint", func(o *Options) { o.ONNX = c2.ONNX }, "exported from another checkpoint"},
 		{"metrics of another model", func(o *Options) { o.Metrics = c2.Metrics }, "belong to another model"},
 		{"not metrics", func(o *Options) { o.Metrics = cp("m.json", []byte(`{"splits":{}}`)) }, "schema"},

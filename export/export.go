@@ -88,23 +88,26 @@ type Validation struct {
 
 // Result describes a finished export.
 type Result struct {
-	Out              string                  `json:"out"`
-	Bytes            int64                   `json:"bytes"`
-	SHA256           string                  `json:"sha256"`
-	Opset            int                     `json:"opset"`
-	IRVersion        int64                   `json:"ir_version"`
-	ModelType        string                  `json:"model_type"`
-	ModelVersion     string                  `json:"model_version"`
-	Checkpoint       string                  `json:"checkpoint"`
-	CheckpointSHA256 string                  `json:"checkpoint_sha256"`
-	Features         int                     `json:"features"`
-	Window           int                     `json:"window"`
-	DynamicSeq       bool                    `json:"dynamic_seq"`
-	ScalerEmbedded   bool                    `json:"scaler_embedded"`
-	Metrics          string                  `json:"metrics,omitempty"` // the embedded metrics file
-	DataRange        *dataset.WindowsSummary `json:"data_range,omitempty"`
-	Validation       Validation              `json:"validation"`
-	Seconds          float64                 `json:"seconds"`
+	Out              string `json:"out"`
+	Bytes            int64  `json:"bytes"`
+	SHA256           string `json:"sha256"`
+	Opset            int    `json:"opset"`
+	IRVersion        int64  `json:"ir_version"`
+	ModelType        string `json:"model_type"`
+	ModelVersion     string `json:"model_version"`
+	Checkpoint       string `json:"checkpoint"`
+	CheckpointSHA256 string `json:"checkpoint_sha256"`
+	// WeightsSHA256 is the weights digest (model.WeightsDigest) recorded in
+	// the ONNX model's metadata_props, the same as the checkpoint's.
+	WeightsSHA256  string                  `json:"weights_sha256"`
+	Features       int                     `json:"features"`
+	Window         int                     `json:"window"`
+	DynamicSeq     bool                    `json:"dynamic_seq"`
+	ScalerEmbedded bool                    `json:"scaler_embedded"`
+	Metrics        string                  `json:"metrics,omitempty"` // the embedded metrics file
+	DataRange      *dataset.WindowsSummary `json:"data_range,omitempty"`
+	Validation     Validation              `json:"validation"`
+	Seconds        float64                 `json:"seconds"`
 }
 
 // MismatchError is a failed validation: the export does not compute what the
@@ -206,6 +209,7 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
+	res.WeightsSHA256 = onnxmodel.Props(mp)[onnxmodel.MetaWeightsSHA256]
 
 	// Write under a temporary name, run what was written, then rename; a
 	// failed validation removes the temporary file and leaves any previous

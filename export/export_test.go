@@ -243,3 +243,33 @@ func BenchmarkExport(b *testing.B) {
 		b.ReportMetric(float64(res.Bytes), "onnx_bytes")
 	}
 }
+
+// The ONNX model records the weights digest of the checkpoint it came from:
+// the checkpoint's modax.weights_sha256, the ONNX model's and the result's
+// are one value, and it is what the tensors give.
+func TestExportWeightsDigest(t *testing.T) {
+	ck := fixture.Checkpoint(smallArch, 20, 3)
+	o, files := setup(t, ck, 10)
+	res, err := Run(context.Background(), runenv.Test(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, meta, err := model.ReadSafetensors(files.Checkpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(o.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp, err := onnxmodel.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := model.WeightsDigest(ck.Params.Tensors)
+	for what, got := range map[string]string{"checkpoint": meta[model.MetaWeightsSHA256], "onnx": onnxmodel.Props(mp)[onnxmodel.MetaWeightsSHA256], "result": res.WeightsSHA256} {
+		if got != want {
+			t.Errorf("%s weights digest %q, want %q", what, got, want)
+		}
+	}
+}

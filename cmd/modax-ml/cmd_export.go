@@ -74,6 +74,7 @@ func printExport(w io.Writer, r *export.Result) error {
 		scaler = "scaled values (no scaler in the graph)"
 	}
 	fmt.Fprintf(&b, "input %s %s → output [batch, 1] hours\n", in, scaler)
+	fmt.Fprintf(&b, "weights sha256 %s (modax.weights_sha256, as in %s)\n", r.WeightsSHA256[:min(12, len(r.WeightsSHA256))], r.Checkpoint)
 	if r.Metrics != "" {
 		fmt.Fprintf(&b, "metrics embedded from %s\n", r.Metrics)
 	}

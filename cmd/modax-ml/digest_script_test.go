@@ -10,7 +10,10 @@ import (
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/rogpeppe/go-internal/testscript"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/modax/modax-ml/internal/model"
 )
 
 // cmdFlipWeight flips one bit of one weight inside a model file, at the real
@@ -37,11 +40,15 @@ func cmdFlipWeight(ts *testscript.TestScript, neg bool, args []string) {
 				if len(raw) < 8 {
 					ts.Fatalf("initializer %s has %d raw bytes", args[1], len(raw))
 				}
-				off = bytes.Index(b, raw)
-				if off < 0 || bytes.Index(b[off+1:], raw) >= 0 {
+				// The name field (8) is followed by the raw_data field (9) in a
+				// deterministically marshalled TensorProto.
+				pre := protowire.AppendVarint(protowire.AppendTag([]byte(args[1]), 9, protowire.BytesType), uint64(len(raw)))
+				pat := append(pre, raw...)
+				off = bytes.Index(b, pat)
+				if off < 0 || bytes.Contains(b[off+1:], pat) {
 					ts.Fatalf("raw_data of %s is not found exactly once in %s", args[1], args[0])
 				}
-				off += 5
+				off += len(pre) + 5
 			}
 		}
 	} else {
@@ -107,4 +114,55 @@ func cmdHugeShape(ts *testscript.TestScript, neg bool, args []string) {
 	b.Write(h)
 	b.Write([]byte{0, 0, 0x80, 0x3f})
 	ts.Check(os.WriteFile(ts.MkAbs(args[0]), b.Bytes(), 0o644))
+}
+
+// cmdSameDigest checks that every file records the same, non-empty weights
+// digest: a checkpoint (modax.weights_sha256 in its safetensors metadata), an
+// ONNX model (the same key in its metadata_props) or a deployed
+// model_metadata.json (weights_sha256):
+//
+//	same-digest FILE...
+func cmdSameDigest(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 {
+		ts.Fatalf("usage: same-digest FILE FILE...")
+	}
+	var first string
+	same := true
+	for i, a := range args {
+		b, err := os.ReadFile(ts.MkAbs(a))
+		ts.Check(err)
+		var d string
+		switch {
+		case strings.HasSuffix(a, ".onnx"):
+			mp := &onnx.ModelProto{}
+			ts.Check(proto.Unmarshal(b, mp))
+			for _, e := range mp.GetMetadataProps() {
+				if e.GetKey() == model.MetaWeightsSHA256 {
+					d = e.GetValue()
+				}
+			}
+		case strings.HasSuffix(a, ".json"):
+			var m struct {
+				WeightsSHA256 string `json:"weights_sha256"`
+			}
+			ts.Check(json.Unmarshal(b, &m))
+			d = m.WeightsSHA256
+		default:
+			_, meta, err := model.DecodeSafetensors(b)
+			ts.Check(err)
+			d = meta[model.MetaWeightsSHA256]
+		}
+		if len(d) != 64 {
+			ts.Fatalf("%s records weights digest %q, want a hex sha256", a, d)
+		}
+		ts.Logf("%s: %s", a, d)
+		if i == 0 {
+			first = d
+		} else if d != first {
+			same = false
+		}
+	}
+	if same == neg {
+		ts.Fatalf("weights digests equal: %v, want %v", same, !neg)
+	}
 }

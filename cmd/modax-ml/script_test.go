@@ -60,6 +60,7 @@ func TestScript(t *testing.T) {
 			"flip-weight":   cmdFlipWeight,   // digest_script_test.go
 			"truncate-file": cmdTruncateFile, // digest_script_test.go
 			"huge-shape":    cmdHugeShape,    // digest_script_test.go
+			"same-digest":   cmdSameDigest,   // digest_script_test.go
 			// hardlink NEW OLD: a second name for the file OLD.
 			"hardlink": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 2 {

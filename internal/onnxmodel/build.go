@@ -264,6 +264,7 @@ func metadata(ck *model.Checkpoint, o BuildOptions, embed bool) ([]*onnx.StringS
 		MetaModelVersion:   in.ModelVersion,
 		MetaInputLayout:    layout,
 		MetaOutputUnit:     "hours",
+		MetaWeightsSHA256:  model.WeightsDigest(ck.Params.Tensors),
 	}
 	if in.RunID != "" {
 		m[MetaTrainingRunID] = in.RunID
@@ -305,7 +306,9 @@ func Marshal(mp *onnx.ModelProto) ([]byte, error) {
 }
 
 // Parse decodes an ONNX file's bytes and checks that it is a modax-ml model
-// this package can read.
+// this package can read, and that its initializers match the weights digest
+// it records (VerifyWeights: a mismatch wraps exitcode.ErrValidation and
+// model.ErrWeightsDigest; a model without a digest still parses).
 func Parse(b []byte) (*onnx.ModelProto, error) {
 	mp := &onnx.ModelProto{}
 	if err := proto.Unmarshal(b, mp); err != nil {
@@ -316,6 +319,9 @@ func Parse(b []byte) (*onnx.ModelProto, error) {
 	}
 	if Props(mp)[MetaSchema] != Schema {
 		return nil, fmt.Errorf("ONNX model lacks %s=%s metadata (not written by modax-ml export?)", MetaSchema, Schema)
+	}
+	if err := VerifyWeights(mp); err != nil {
+		return nil, err
 	}
 	return mp, nil
 }

@@ -20,6 +20,9 @@ func Verify(mp *onnx.ModelProto, ck *model.Checkpoint, ckSHA string, b int) (Dif
 	if got := p[MetaCheckpointSHA256]; got != ckSHA {
 		return Diff{}, fmt.Errorf("ONNX model was exported from another checkpoint (its %s is %q, the checkpoint's sha256 is %s)", MetaCheckpointSHA256, got, ckSHA)
 	}
+	if got, want := p[MetaWeightsSHA256], model.WeightsDigest(ck.Params.Tensors); got != "" && got != want {
+		return Diff{}, fmt.Errorf("ONNX model holds other weights than the checkpoint (its %s is %.12s…, the checkpoint's weights give %.12s…)", MetaWeightsSHA256, got, want)
+	}
 	a := ck.Params.Arch
 	embedded, _ := strconv.ParseBool(p[MetaScalerEmbedded])
 	T := ck.Info.Window
