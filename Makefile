@@ -23,7 +23,7 @@ TESTENV  := scripts/testenv.sh
 PKGS     := ./...
 TESTFLAGS ?= -count=1 -timeout 25m
 
-.PHONY: all build cross run test race e2e lint vet fmt bench bench-predict bench-train fuzz cover cmapss clean
+.PHONY: all build cross run test race e2e lint vet fmt bench bench-predict bench-score bench-train fuzz cover cmapss clean
 
 all: build
 
@@ -76,6 +76,10 @@ bench-train:
 ## bench-predict: native forward vs ONNX Runtime (one thread) and `modax-ml predict` end to end
 bench-predict:
 	scripts/bench-predict.sh
+
+## bench-score: `modax-ml score --readings` end to end, 10 000 and 40 000 devices: devices/s, CPU, peak RSS
+bench-score:
+	TAGS=$(if $(filter openblas,$(BLAS)),openblas) scripts/bench-score.sh
 
 ## cmapss: the C-MAPSS recipe on one subset (CMAPSS_DIR=folder SUBSET=FD001 SEEDS=5); last line: one JSON object
 SUBSET ?= FD001

@@ -3,13 +3,16 @@ package score
 import (
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/modax/modax-ml/internal/conformal"
 	"github.com/modax/modax-ml/internal/dataset"
+	"github.com/modax/modax-ml/internal/fixture"
 	"github.com/modax/modax-ml/internal/model"
+	"github.com/modax/modax-ml/internal/onnxmodel"
 )
 
 // TestScoreIntervals: a calibrated model scores with the interval
@@ -106,6 +109,55 @@ func TestScoreClip(t *testing.T) {
 			if s.RUL != tc.want || s.Lower != tc.lo || s.Upper != tc.hi {
 				t.Errorf("bias %g: scores file %s RUL %g [%g, %g], want %g [%g, %g]", tc.bias, s.Device, s.RUL, s.Lower, s.Upper, tc.want, tc.lo, tc.hi)
 			}
+		}
+	}
+}
+
+// TestScoreONNX: --model an exported ONNX file (gonnx; exported without the
+// scaler, as a per-condition scaler must be, so score scales the input; the
+// calibration from its metadata_props) scores the devices the checkpoint
+// scores, with the same RUL to float32 rounding and the same intervals.
+func TestScoreONNX(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	ckpt, _, readings, failures := pipeline(t, dir)
+	ck, err := model.Load(ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck.Info.Calibration = &conformal.Calibration{Method: conformal.Method, Horizon: 500, Levels: []float64{0.9}, N: 100,
+		Buckets: []conformal.Bucket{{Lo: 0, Hi: 500, N: 100, Radius: []conformal.Radius{9}}}}
+	if err := model.Save(ckpt, ck); err != nil {
+		t.Fatal(err)
+	}
+	onnx := filepath.Join(dir, "model.onnx")
+	if err := fixture.WriteONNX(onnx, ckpt, onnxmodel.BuildOptions{NoScaler: true}); err != nil { // per-condition scaling stays outside the graph
+		t.Fatal(err)
+	}
+	at := t0.Add(100 * time.Hour)
+	o := DefaultOptions()
+	o.Readings, o.Failures, o.Model, o.At = readings, failures, ckpt, at.Format(time.RFC3339)
+	o.DB.Tenant = "t"
+	want, err := Run(ctx, env(at), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Model = onnx
+	got, err := Run(ctx, env(at), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Model.Format != "onnx" || !got.Model.Interval || len(got.Scored) != len(want.Scored) || len(got.Scored) == 0 {
+		t.Fatalf("onnx: model %+v, scored %d; checkpoint scored %d", got.Model, len(got.Scored), len(want.Scored))
+	}
+	byDev := map[string]Scored{}
+	for _, s := range want.Scored {
+		byDev[s.Device] = s
+	}
+	for _, s := range got.Scored {
+		w, ok := byDev[s.Device]
+		if !ok || math.Abs(s.RUL-w.RUL) > 1e-3*math.Max(1, w.RUL) || s.Lower == nil || math.Abs(*s.Lower-*w.Lower) > 1e-3*math.Max(1, w.RUL) {
+			t.Errorf("%s: onnx RUL %g [%v], checkpoint %g [%v]", s.Device, s.RUL, s.Lower, w.RUL, w.Lower)
 		}
 	}
 }

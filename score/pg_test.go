@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/modax/modax-ml/internal/pg"
 	"github.com/modax/modax-ml/internal/runenv"
 	"github.com/modax/modax-ml/internal/testutil"
@@ -21,34 +23,7 @@ import (
 func TestPostgres(t *testing.T) {
 	testutil.EachDatabase(t, func(t *testing.T, db testutil.Database) { //nolint:thelper // a subtest body run by testutil.EachDatabase
 		ctx := context.Background()
-		dir := t.TempDir()
-		ckpt, _, readings, failures := pipeline(t, dir)
-		c := pg.DefaultConfig()
-		c.DSN, c.Tenant, c.Sensors = db.DSN, "t", []string{"a", "b", "c", "op"}
-		pool, err := pg.Connect(ctx, c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pool.Close()
-		if _, err := pg.Migrate(ctx, pool, c, pg.TimescaleAuto, runenv.Test().Log); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := pg.LoadReadings(ctx, pool, c, readings, nil); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := pg.LoadFailures(ctx, pool, c, failures); err != nil {
-			t.Fatal(err)
-		}
-		// Another tenant's 200 devices over 60 days: a table the planner
-		// would rather not read whole, and several chunks on TimescaleDB.
-		if _, err := pool.Exec(ctx, `INSERT INTO sensor_data (tenant_id, device_id, "timestamp", a, b, c, op)
-SELECT 'other', 'o-' || d, $1::timestamptz - make_interval(hours => 6 * i), i, d, 1, 0
-FROM generate_series(1, 200) d, generate_series(0, 240) i`, t0.Add(100*time.Hour)); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := pool.Exec(ctx, `ANALYZE`); err != nil {
-			t.Fatal(err)
-		}
+		pool, c, ckpt, readings, failures := loadFleet(t, db)
 		if db.TimescaleDB {
 			var chunks int
 			if err := pool.QueryRow(ctx, `SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = 'sensor_data'`).Scan(&chunks); err != nil {
@@ -153,4 +128,41 @@ FROM generate_series(1, 200) d, generate_series(0, 240) i`, t0.Add(100*time.Hour
 			t.Errorf("the batch query scans sensor_data with %d sequential and %d index scans:\n%s", seq, index, plan)
 		}
 	})
+}
+
+// loadFleet migrates db, loads the test fleet (readings and failures of
+// tenant t) and another tenant's 200 devices over 60 days, and returns the
+// pool, the db config (tenant t) and the files the fleet came from with a
+// checkpoint for it.
+func loadFleet(t *testing.T, db testutil.Database) (pool *pgxpool.Pool, c pg.Config, ckpt, readings, failures string) {
+	t.Helper()
+	ctx := context.Background()
+	ckpt, _, readings, failures = pipeline(t, t.TempDir())
+	c = pg.DefaultConfig()
+	c.DSN, c.Tenant, c.Sensors = db.DSN, "t", []string{"a", "b", "c", "op"}
+	pool, err := pg.Connect(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if _, err := pg.Migrate(ctx, pool, c, pg.TimescaleAuto, runenv.Test().Log); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pg.LoadReadings(ctx, pool, c, readings, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pg.LoadFailures(ctx, pool, c, failures); err != nil {
+		t.Fatal(err)
+	}
+	// Another tenant's 200 devices over 60 days: a table the planner
+	// would rather not read whole, and several chunks on TimescaleDB.
+	if _, err := pool.Exec(ctx, `INSERT INTO sensor_data (tenant_id, device_id, "timestamp", a, b, c, op)
+SELECT 'other', 'o-' || d, $1::timestamptz - make_interval(hours => 6 * i), i, d, 1, 0
+FROM generate_series(1, 200) d, generate_series(0, 240) i`, t0.Add(100*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `ANALYZE`); err != nil {
+		t.Fatal(err)
+	}
+	return pool, c, ckpt, readings, failures
 }

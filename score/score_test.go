@@ -269,3 +269,27 @@ func TestBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestNoFailureLog: without a failure log (--failures empty) nothing says where
+// a life started, so every device's newest window is scored, dev-0's too
+// (refused at 67 h with its repair at 60.5 h known); no labels are needed.
+func TestNoFailureLog(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	ckpt, _, readings, _ := pipeline(t, dir)
+	at := t0.Add(67 * time.Hour)
+	o := DefaultOptions()
+	o.Readings, o.Failures, o.Model, o.At = readings, "", ckpt, at.Format(time.RFC3339)
+	o.DB.Tenant = "t"
+	res, err := Run(ctx, env(at), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scored := map[string]bool{}
+	for _, s := range res.Scored {
+		scored[s.Device] = true
+	}
+	if !scored["dev-0"] || !scored["dev-1"] || len(res.Unscored) != 1 || res.Unscored[0].Device != "dev-2" || res.Source["failures"] != "" {
+		t.Errorf("scored %v, unscored %+v, source %v", scored, res.Unscored, res.Source)
+	}
+}
