@@ -39,11 +39,14 @@ type Result struct {
 	Split        SplitSpec          `json:"split"`
 	Scaler       dataset.Scaler     `json:"scaler"`
 	// Input counts the main input; TestInput the --test-source file.
-	Input      Counts  `json:"input"`
-	TestInput  *Counts `json:"test_input,omitempty"`
-	StatsRows  int64   `json:"stats_rows"`
-	BucketRows int64   `json:"bucket_rows"`
-	Seconds    float64 `json:"seconds"`
+	Input     Counts  `json:"input"`
+	TestInput *Counts `json:"test_input,omitempty"`
+	// HealthIndicators rates the input features as health indicators over
+	// the training lives (monotonicity, trendability, prognosability).
+	HealthIndicators *HealthIndicators `json:"health_indicators"`
+	StatsRows        int64             `json:"stats_rows"`
+	BucketRows       int64             `json:"bucket_rows"`
+	Seconds          float64           `json:"seconds"`
 }
 
 // run is the state of one Run.
@@ -607,6 +610,7 @@ func (r *run) write(ctx context.Context, meta dataset.Meta) (*Result, error) {
 		}
 	}
 	var counts *Counts
+	hi := newHIAcc(r.features)
 	win := &dataset.Window{}
 	row := &dataset.StatsRow{}
 	consume := func(_ int, c *chunk) error {
@@ -623,6 +627,7 @@ func (r *run) write(ctx context.Context, meta dataset.Meta) (*Result, error) {
 			if err := ww.Append(win); err != nil {
 				return err
 			}
+			hi.add(win, win.X, s.Window)
 			spec.Windows[win.Split]++
 			if sw != nil {
 				row.LifeID, row.End, row.RUL, row.RULRaw, row.Health, row.Split = win.LifeID, win.End, win.RUL, win.RULRaw, win.Health, win.Split
@@ -669,6 +674,7 @@ func (r *run) write(ctx context.Context, meta dataset.Meta) (*Result, error) {
 		}
 	}
 	res.Split = spec
+	res.HealthIndicators = hi.result()
 	if spec.Windows[dataset.SplitTrain] == 0 {
 		return nil, fmt.Errorf("%w: features: no training windows (%d rows, %d devices; lives shorter than --window %d?)", exitcode.ErrValidation, res.Input.Rows, res.Input.Devices, s.Window)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -105,6 +106,32 @@ func printFeatures(w io.Writer, r *features.Result) error {
 	if r.BucketStats != "" {
 		fmt.Fprintf(&b, "%s: %d device buckets\n", r.BucketStats, r.BucketRows)
 	}
+	writeHealthIndicators(&b, r.HealthIndicators)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeHealthIndicators prints the features' health-indicator ratings, best
+// first.
+func writeHealthIndicators(b *strings.Builder, h *features.HealthIndicators) {
+	if h == nil || len(h.Features) == 0 {
+		return
+	}
+	if h.Lives < 2 {
+		fmt.Fprintf(b, "health indicators: %d run-to-failure %s lives (2 or more needed)\n", h.Lives, h.Split)
+		return
+	}
+	fmt.Fprintf(b, "health indicators over %d run-to-failure %s lives (1 best):\n", h.Lives, h.Split)
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  feature\tmonotonicity\ttrendability\tprognosability\tscore")
+	num := func(p *float64) string {
+		if p == nil {
+			return "—"
+		}
+		return fmt.Sprintf("%.3f", *p)
+	}
+	for _, q := range h.Features {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", q.Feature, num(q.Monotonicity), num(q.Trendability), num(q.Prognosability), num(q.Score))
+	}
+	tw.Flush()
 }
