@@ -658,6 +658,9 @@ func checkServable(s *store, v string) error {
 	if err != nil {
 		return fmt.Errorf("version %s: %w", v, err)
 	}
+	if err := md.CheckWeights(s.path(versionsDir, v, fileCheckpoint), model.WeightsDigest(ck.Params.Tensors)); err != nil {
+		return fmt.Errorf("version %s: %w", v, err)
+	}
 	mp, err := onnxmodel.Parse(b)
 	if err != nil {
 		return fmt.Errorf("version %s: %w", v, err)

@@ -487,3 +487,68 @@ func TestDeployCarriesCalibration(t *testing.T) {
 		t.Fatalf("model_metadata.json calibration %+v, want %+v", md.Calibration, cal)
 	}
 }
+
+// model_metadata.json records the version's weights digest, the
+// checkpoint's and the ONNX model's; a version whose checkpoint was replaced
+// by another intact one is not servable (rollback refuses it, exit 3), and
+// metadata without a digest (deployed before digests were recorded) passes.
+func TestDeployWeightsDigest(t *testing.T) {
+	ctx := context.Background()
+	models := filepath.Join(t.TempDir(), "models")
+	c1, c2 := candidateDir(t, 1, 7), candidateDir(t, 2, 6)
+	if _, err := Run(ctx, env(), opts(models, c1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(ctx, env(), opts(models, c2)); err != nil {
+		t.Fatal(err)
+	}
+	mdPath := filepath.Join(models, versionsDir, "v1", fileMetadata)
+	md, err := readMetadata(mdPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, meta, err := model.ReadSafetensors(c1.Checkpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(c1.ONNX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp, err := onnxmodel.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(md.WeightsSHA256) != 64 || md.WeightsSHA256 != meta[model.MetaWeightsSHA256] || md.WeightsSHA256 != onnxmodel.Props(mp)[onnxmodel.MetaWeightsSHA256] {
+		t.Fatalf("metadata weights_sha256 %q, checkpoint %q, onnx %q", md.WeightsSHA256, meta[model.MetaWeightsSHA256], onnxmodel.Props(mp)[onnxmodel.MetaWeightsSHA256])
+	}
+	if err := md.CheckWeights("x", md.WeightsSHA256); err != nil {
+		t.Fatal(err)
+	}
+	err = md.CheckWeights("x.safetensors", strings.Repeat("0", 64))
+	if exitcode.Code(err) != exitcode.Validation || !errors.Is(err, model.ErrWeightsDigest) || !strings.Contains(err.Error(), "x.safetensors") {
+		t.Fatalf("err = %v, want exit 3 naming the file", err)
+	}
+	if err := (&Metadata{}).CheckWeights("x", md.WeightsSHA256); err != nil {
+		t.Fatalf("metadata without a digest must pass: %v", err)
+	}
+
+	// v1's checkpoint replaced by an intact one with other weights (its
+	// file sha256 is checked later; the digest speaks first).
+	v1ck := filepath.Join(models, versionsDir, "v1", fileCheckpoint)
+	other := fixture.Checkpoint(arch, 8, 9)
+	other.Info.ModelVersion = "v1"
+	if err := os.Chmod(v1ck, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := model.Save(v1ck, other); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Rollback(ctx, env(), opts(models, c2), "v1")
+	if exitcode.Code(err) != exitcode.Validation || !strings.Contains(err.Error(), "model_metadata.json records weights_sha256") {
+		t.Fatalf("rollback to a replaced checkpoint: err = %v (exit %d), want exit 3", err, exitcode.Code(err))
+	}
+	if served(t, models) != "v2" {
+		t.Fatal("served model changed")
+	}
+}

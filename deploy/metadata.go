@@ -15,6 +15,7 @@ import (
 
 	"github.com/modax/modax-ml/internal/conformal"
 	"github.com/modax/modax-ml/internal/dataset"
+	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/metricsfile"
 	"github.com/modax/modax-ml/internal/model"
 	"github.com/modax/modax-ml/internal/onnxmodel"
@@ -62,6 +63,12 @@ type Metadata struct {
 	Calibration *conformal.Calibration `json:"calibration,omitempty"`
 	ONNX        ONNXInfo               `json:"onnx"`
 	Checkpoint  FileRef                `json:"checkpoint"`
+	// WeightsSHA256 is the weights digest (model.WeightsDigest) of the
+	// version's checkpoint, the same as its ONNX model's
+	// modax.weights_sha256; a loader of the deployed model checks the
+	// weights it loaded against it (CheckWeights). Absent in metadata
+	// deployed before digests were recorded.
+	WeightsSHA256 string `json:"weights_sha256,omitempty"`
 	// TestMetrics are the gate split's contract metrics; Metrics the whole
 	// "splits" object of metrics.json as evaluate wrote it.
 	TestMetrics metricsfile.Split `json:"test_metrics"`
@@ -109,6 +116,7 @@ func newMetadata(c *candidate, opts Options) (*Metadata, error) {
 			Opset: onnxmodel.Opset(c.mp), IRVersion: c.mp.GetIrVersion(), Input: input, Output: onnxmodel.OutputName + " [batch,1] hours",
 			DynamicSeq: dynamic, ScalerEmbedded: embedded},
 		Checkpoint:    FileRef{File: fileCheckpoint, SHA256: c.ckSHA, Bytes: int64(len(c.ckBytes))},
+		WeightsSHA256: model.WeightsDigest(c.ck.Params.Tensors),
 		TestMetrics:   c.metrics.Splits[opts.Split],
 		Metrics:       splits,
 		MetricsFile:   FileRef{File: fileMetrics, SHA256: c.metrics.SHA256, Bytes: int64(len(c.metrics.Raw))},
@@ -137,6 +145,20 @@ func shapeString(vi *onnx.ValueInfoProto) string {
 		}
 	}
 	return "[" + strings.Join(ds, ",") + "]"
+}
+
+// CheckWeights compares the weights digest of a model loaded from the
+// version (file names it) with the one the metadata records. Metadata
+// written before digests were recorded has none and passes; a loaded model
+// without one (an ONNX file exported before digests were recorded) cannot be
+// checked and passes too. A mismatch wraps model.ErrWeightsDigest and
+// exitcode.ErrValidation (exit 3).
+func (m *Metadata) CheckWeights(file, digest string) error {
+	if m.WeightsSHA256 == "" || digest == "" || digest == m.WeightsSHA256 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: %w: model_metadata.json records weights_sha256 %.12s…, the weights loaded give %.12s… (corrupt or replaced; redeploy)",
+		exitcode.ErrValidation, file, model.ErrWeightsDigest, m.WeightsSHA256, digest)
 }
 
 func readMetadata(path string) (*Metadata, error) {

@@ -40,6 +40,10 @@ func loadModel(s *settings, workers int) (*infer.Model, ModelInfo, error) {
 	if err != nil {
 		return nil, ModelInfo{}, fmt.Errorf("score: served model %s: %w", sv.Dir, err)
 	}
+	if err := sv.Metadata.CheckWeights(sv.Checkpoint, m.WeightsSHA256); err != nil {
+		m.Close()
+		return nil, ModelInfo{}, fmt.Errorf("score: served model %s: %w", sv.Dir, err)
+	}
 	if m.SHA256 != sv.Metadata.Checkpoint.SHA256 {
 		m.Close()
 		return nil, ModelInfo{}, fmt.Errorf("score: served model %s: %s has sha256 %.12s…, its model_metadata.json records %.12s… (corrupt; redeploy)",

@@ -36,7 +36,7 @@ func FromCheckpoint(path, sha string, ck *model.Checkpoint, fwd Forward) (*Model
 	if !sc.PerCondition() && (len(sc.Offset) != len(info.Features) || len(sc.Scale) != len(info.Features)) {
 		return nil, fmt.Errorf("checkpoint %s: scaler has %d/%d parameters for %d features", path, len(sc.Offset), len(sc.Scale), len(info.Features))
 	}
-	return &Model{Path: path, SHA256: sha, Version: info.ModelVersion, Format: "safetensors", Features: info.Features,
+	return &Model{Path: path, SHA256: sha, Version: info.ModelVersion, Format: "safetensors", WeightsSHA256: model.WeightsDigest(ck.Params.Tensors), Features: info.Features,
 		Window: info.Window, Scaler: &sc, Horizon: info.Horizon, Thresholds: info.Thresholds, Calibration: info.Calibration, Info: &info, Forward: fwd}, nil
 }
 

@@ -35,6 +35,11 @@ type Model struct {
 	SHA256  string
 	Version string
 	Format  string // "safetensors" or "onnx"
+	// WeightsSHA256 is the weights digest (model.WeightsDigest) of the
+	// loaded weights: computed from a checkpoint's tensors, or the one an
+	// ONNX model records and Parse verified ("" for an ONNX file exported
+	// before digests were recorded).
+	WeightsSHA256 string
 
 	Features []string // input features, in the model's order
 	Window   int      // time steps per window

@@ -33,7 +33,7 @@ func LoadONNX(path string, workers int) (*Model, error) {
 	if t := props[onnxmodel.MetaModelType]; t != model.TypeLSTM {
 		return nil, fmt.Errorf("%w: %s is a %s model: predict runs LSTM models over windows", exitcode.ErrUsage, path, t)
 	}
-	m := &Model{Path: path, SHA256: onnxmodel.SHA256(b), Version: props[onnxmodel.MetaModelVersion], Format: "onnx"}
+	m := &Model{Path: path, SHA256: onnxmodel.SHA256(b), Version: props[onnxmodel.MetaModelVersion], Format: "onnx", WeightsSHA256: props[onnxmodel.MetaWeightsSHA256]}
 	get := func(key string, v any) error {
 		s, ok := props[key]
 		if !ok {
