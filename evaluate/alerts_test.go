@@ -129,7 +129,7 @@ func TestRunAlerts(t *testing.T) {
 	if !strings.Contains(string(md), "## Critical alerts") || !strings.Contains(string(md), "| test | 5 | ") {
 		t.Errorf("report.md lacks the alert table")
 	}
-	if !strings.Contains(string(html), `<h2 id="alerts">`) || !strings.Contains(string(html), `<tr><td>val</td><td class="n">5</td>`) {
+	if !strings.Contains(string(html), `<h3 id="alerts">`) || !strings.Contains(string(html), `<tr><td>val</td><td class="n">5</td>`) {
 		t.Errorf("report.html lacks the alert table")
 	}
 }

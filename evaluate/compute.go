@@ -194,6 +194,8 @@ type series struct {
 	life                  []int32
 	end                   []int64
 	truth, pred           []float64
+	// lo and hi are the prediction interval of each window (NaN: none).
+	lo, hi []float64
 }
 
 // deviceSeries groups the labelled predictions by split and device, each in
@@ -228,6 +230,11 @@ func deviceSeries(ps []dataset.Prediction) []*series {
 			s.end = append(s.end, ps[i].End)
 			s.truth = append(s.truth, ps[i].RULTrue)
 			s.pred = append(s.pred, ps[i].RULPred)
+			lo, hi := math.NaN(), math.NaN()
+			if ps[i].HasInterval() {
+				lo, hi = ps[i].Lower, ps[i].Upper
+			}
+			s.lo, s.hi = append(s.lo, lo), append(s.hi, hi)
 		}
 		out = append(out, s)
 	}

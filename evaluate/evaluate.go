@@ -46,7 +46,8 @@ type Options struct {
 	Report   string `yaml:"report"`
 	HTML     string `yaml:"html"`
 	PlotsDir string `yaml:"plots_dir"`
-	// NoPlots skips the PNG plots (and their place in the reports).
+	// NoPlots skips the PNG plots and the SVG figures (and their place in
+	// the reports).
 	NoPlots bool `yaml:"no_plots"`
 	// PlotSplit is the split the plots and the device tables show; empty
 	// picks test, else val, else train.
@@ -90,10 +91,12 @@ func DefaultOptions() Options {
 
 // Result is what `evaluate --output json` prints.
 type Result struct {
-	Metrics     string   `json:"metrics"`
-	Report      string   `json:"report"`
-	HTML        string   `json:"html"`
-	Plots       []string `json:"plots"`
+	Metrics string   `json:"metrics"`
+	Report  string   `json:"report"`
+	HTML    string   `json:"html"`
+	Plots   []string `json:"plots"`
+	// Figures are the SVG figures of the reports (plots_dir/<id>.svg).
+	Figures     []string `json:"figures"`
 	Predictions string   `json:"predictions"`
 	// Predicted is true when evaluate ran the model itself; Prediction
 	// describes that run.
@@ -303,8 +306,21 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 		if written, err = writePlots(set, opts.PlotsDir, plots); err != nil {
 			return nil, fmt.Errorf("evaluate: %w", err)
 		}
+		rd.Figures = makeFigures(ps, primary, doc.Splits[primary], history, cal)
+		for _, f := range rd.Figures {
+			path := filepath.Join(opts.PlotsDir, f.ID+".svg")
+			if err := set.WriteFile(path, f.File()); err != nil {
+				return nil, fmt.Errorf("evaluate: %w", err)
+			}
+			res.Figures = append(res.Figures, path)
+		}
+		// The reports show the SVG figures; the PNG plots they replace stay
+		// files (for report readers, MLflow, other tools), the others are
+		// folded under "More plots".
 		for _, p := range plots {
-			rd.Plots = append(rd.Plots, plotView{Plot: p})
+			if !replacedByFigure(p.Name, rd.Figures) {
+				rd.Plots = append(rd.Plots, plotView{Plot: p})
+			}
 		}
 	}
 	md, html, err := renderReports(rd, opts.Report, opts.PlotsDir)
@@ -327,7 +343,7 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("evaluate: %w (the previous metrics, reports and plots are left as they were)", err)
 	}
 	if !opts.NoPlots {
-		if err := removeStalePlots(opts.PlotsDir, written); err != nil {
+		if err := removeStalePlots(opts.PlotsDir, append(slices.Clone(written), res.Figures...)); err != nil {
 			return nil, fmt.Errorf("evaluate: %w", err)
 		}
 	}
@@ -510,7 +526,7 @@ func writePlots(set *atomicfile.Set, dir string, plots []*Plot) ([]string, error
 // removeStalePlots removes the plots of an earlier run that this one did not
 // write (once this run's files are in place).
 func removeStalePlots(dir string, written []string) error {
-	for _, name := range plotNames {
+	for _, name := range slices.Concat(plotNames, figureNames) {
 		path := filepath.Join(dir, name)
 		if slices.Contains(written, path) {
 			continue

@@ -175,15 +175,18 @@ func TestRun(t *testing.T) {
 
 	// report.md links the plots; report.html embeds them and links nothing.
 	md, _ := os.ReadFile(o.Report)
-	for _, s := range []string{"| test | 200 | 5 |", "![Predicted vs true RUL](plots/pred_vs_true.png)", "## Health classes: test",
+	for _, s := range []string{"| test | 200 | 5 |", "![Predicted vs true RUL](plots/fig-pred-vs-true.svg)", "### Health classes: test", "![Error distribution](plots/error_hist.png)",
 		"| true \\ predicted | critical | warning | normal |", "early** = predicted < true", "## Training", "3 epochs"} {
 		if !strings.Contains(string(md), s) {
 			t.Errorf("report.md lacks %q", s)
 		}
 	}
 	html, _ := os.ReadFile(o.HTML)
-	if n := strings.Count(string(html), `src="data:image/png;base64,`); n != 6 {
-		t.Errorf("report.html has %d inline PNGs, want 6", n)
+	// The PNGs the SVG figures do not replace (error histogram, error vs
+	// true, confusion; training curves, as this history has no RMSE) are
+	// inline under "More plots".
+	if n := strings.Count(string(html), `src="data:image/png;base64,`); n != 4 {
+		t.Errorf("report.html has %d inline PNGs, want 4", n)
 	}
 	if strings.Contains(string(html), `src="plots/`) || strings.Contains(string(html), "ZgotmplZ") {
 		t.Error("report.html is not self-contained (or an URL was rejected by html/template)")

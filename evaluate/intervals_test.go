@@ -150,14 +150,14 @@ func TestRunIntervals(t *testing.T) {
 	checkPNG(t, cal)
 	md, _ := os.ReadFile(o.Report)
 	for _, s := range []string{"## Prediction intervals", "| test | 80 % | all | 5 | 3 | 60.0% | 5.6 h |",
-		"| test | 80 % | [20, 100) h | 2 | 1 | 50.0% | 8.5 h |", "![Interval calibration](plots/calibration.png)"} {
+		"| test | 80 % | [20, 100) h | 2 | 1 | 50.0% | 8.5 h |", "![Interval calibration](plots/fig-calibration.svg)"} {
 		if !strings.Contains(string(md), s) {
 			t.Errorf("report.md lacks %q:\n%s", s, md)
 		}
 	}
 	html, _ := os.ReadFile(o.HTML)
-	if !strings.Contains(string(html), "<h2>Prediction intervals</h2>") {
-		t.Error("report.html lacks the interval table")
+	if !strings.Contains(string(html), `<h3 id="intervals">Prediction intervals</h3>`) || !strings.Contains(string(html), `<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="fig-calibration"`) {
+		t.Error("report.html lacks the interval table or the calibration figure")
 	}
 
 	// The same predictions without a calibration (a file older than the

@@ -126,7 +126,7 @@ func TestRealRun(t *testing.T) {
 	for _, a := range rec.Artifacts {
 		arts[a.Name] = true
 	}
-	for _, want := range []string{"validation.json", "model/model.safetensors", "model/model.onnx", "metrics.json", "report/report.md", "plots/pred_vs_true.png"} {
+	for _, want := range []string{"validation.json", "model/model.safetensors", "model/model.onnx", "metrics.json", "report/report.md", "plots/pred_vs_true.png", "plots/fig-pred-vs-true.svg"} {
 		if !arts[want] {
 			t.Errorf("artifact %s missing (have %v)", want, arts)
 		}

@@ -222,7 +222,8 @@ func evaluateStage(o evaluate.Options) *Stage {
 		arts := []artifact{{"metrics.json", o.Metrics}, {"report/report.md", o.Report}, {"report/report.html", o.HTML}}
 		if !o.NoPlots {
 			pngs, _ := filepath.Glob(filepath.Join(o.PlotsDir, "*.png"))
-			for _, p := range pngs {
+			svgs, _ := filepath.Glob(filepath.Join(o.PlotsDir, "*.svg"))
+			for _, p := range append(pngs, svgs...) {
 				arts = append(arts, artifact{"plots/" + filepath.Base(p), p})
 			}
 		}

@@ -91,7 +91,11 @@ func fixtureModel(out string, seed uint64) error {
 		return err
 	}
 	p.Init(seed)
+	// As train writes it: MSE on RUL/100, RMSE in hours.
 	hist := []model.Epoch{{Epoch: 1, TrainLoss: 0.9, ValLoss: 1.1}, {Epoch: 2, TrainLoss: 0.4, ValLoss: 0.5}, {Epoch: 3, TrainLoss: 0.2, ValLoss: 0.3}}
+	for i := range hist {
+		hist[i].TrainRMSE, hist[i].ValRMSE = 100*math.Sqrt(hist[i].TrainLoss), 100*math.Sqrt(hist[i].ValLoss)
+	}
 	return model.Save(out, &model.Checkpoint{Params: p, Info: model.Info{Arch: p.Arch, Features: feats, Window: 4,
 		Scaler:  dataset.Scaler{Kind: "zscore", Features: feats, Offset: []float64{0, 0}, Scale: []float64{1, 1}},
 		Horizon: 100, Thresholds: dataset.DefaultThresholds, ModelVersion: "fixture-v1", History: hist,
