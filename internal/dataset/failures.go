@@ -83,7 +83,7 @@ func ReadFailures(ctx context.Context, loc string) ([]Failure, Meta, error) {
 		return nil, nil, err
 	}
 	ti, di, ei, ty, ci, oi := idx[0], idx[1], idx[2], idx[3], idx[4], idx[5]
-	out := make([]Failure, 0, r.NumRows())
+	out := make([]Failure, 0, sizeHint(r.NumRows()))
 	for rec, err := range r.Batches(ctx) {
 		if err != nil {
 			return nil, nil, err

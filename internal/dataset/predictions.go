@@ -121,7 +121,7 @@ func ReadPredictions(ctx context.Context, loc string) ([]Prediction, Meta, error
 			return nil, nil, err
 		}
 	}
-	out := make([]Prediction, 0, r.NumRows())
+	out := make([]Prediction, 0, sizeHint(r.NumRows()))
 	for rec, err := range r.Batches(ctx) {
 		if err != nil {
 			return nil, nil, err

@@ -83,18 +83,37 @@ func Open(loc, kind string, opts ...ReaderOption) (*Reader, error) {
 	props := parquet.NewReaderProperties(cfg.mem)
 	props.BufferedStreamEnabled = true
 	props.BufferSize = 1 << 20
+	// A page cannot hold more compressed bytes than the file; the pages our
+	// writers make are about 1 MiB. A corrupt header claiming more is an
+	// error, not an allocation of what it claims.
+	props.MaxCompressedPageSize = min(st.Size(), maxPageSize)
+	props.MaxUncompressedPageSize = maxPageSize
 	pf, err := openParquet(f, props)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("open %s: not a readable Parquet file: %w", loc, err)
 	}
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: cfg.batchRows}, cfg.mem)
+	if err := checkLayout(pf, st.Size()); err != nil {
+		pf.Close()
+		f.Close()
+		return nil, fmt.Errorf("open %s: not a readable Parquet file (corrupt?): %w", loc, err)
+	}
+	if v := pf.MetaData().KeyValueMetadata().FindValue("ARROW:schema"); v != nil {
+		if err := checkArrowSchema(*v); err != nil {
+			pf.Close()
+			f.Close()
+			return nil, fmt.Errorf("open %s: not a readable Parquet file (corrupt?): %w", loc, err)
+		}
+	}
+	fr, err := guard(func() (*pqarrow.FileReader, error) {
+		return pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: cfg.batchRows}, cfg.mem)
+	})
 	if err != nil {
 		pf.Close()
 		f.Close()
 		return nil, fmt.Errorf("open %s: %w", loc, err)
 	}
-	sch, err := fr.Schema()
+	sch, err := guard(fr.Schema)
 	if err != nil {
 		pf.Close()
 		f.Close()
@@ -130,6 +149,50 @@ func openParquet(f *os.File, props *parquet.ReaderProperties) (pf *file.Reader, 
 	}()
 	return file.NewParquetReader(f, file.WithReadProps(props))
 }
+
+// maxPageSize bounds the size a page header may declare.
+const maxPageSize = 64 << 20
+
+// checkLayout checks the footer's row counts and column chunk ranges against
+// the file's size before any page is read: the parquet reader trusts them
+// (a negative or out-of-file range panics in it or allocates what it claims).
+func checkLayout(pf *file.Reader, size int64) error {
+	md := pf.MetaData()
+	var rows int64
+	for i := range md.NumRowGroups() {
+		rg := md.RowGroup(i)
+		if rg.NumRows() < 0 {
+			return fmt.Errorf("row group %d: %d rows", i, rg.NumRows())
+		}
+		rows += rg.NumRows()
+		if rg.NumColumns() != md.Schema.NumColumns() {
+			return fmt.Errorf("row group %d: %d columns, the schema has %d", i, rg.NumColumns(), md.Schema.NumColumns())
+		}
+		for j := range rg.NumColumns() {
+			cc, err := rg.ColumnChunk(j)
+			if err != nil {
+				return fmt.Errorf("row group %d column %d: %w", i, j, err)
+			}
+			start := cc.DataPageOffset()
+			if cc.HasDictionaryPage() && cc.DictionaryPageOffset() > 0 && start > cc.DictionaryPageOffset() {
+				start = cc.DictionaryPageOffset()
+			}
+			n := cc.TotalCompressedSize()
+			if start < 4 || n < 0 || start > size || n > size-start || cc.NumValues() < 0 {
+				return fmt.Errorf("row group %d column %s: chunk of %d bytes at %d (%d values) outside a file of %d bytes",
+					i, cc.PathInSchema(), n, start, cc.NumValues(), size)
+			}
+		}
+	}
+	if rows != md.NumRows {
+		return fmt.Errorf("%d rows, the row groups hold %d", md.NumRows, rows)
+	}
+	return nil
+}
+
+// sizeHint is n bounded for preallocating rows: a footer's count is not
+// trusted with memory before the rows are read.
+func sizeHint(n int64) int { return int(min(max(n, 0), 1<<16)) }
 
 // Loc returns the file's location.
 func (r *Reader) Loc() string { return r.loc }
@@ -206,7 +269,7 @@ func (r *Reader) Batches(ctx context.Context, columns ...string) iter.Seq2[arrow
 			yield(nil, err)
 			return
 		}
-		rr, err := r.fr.GetRecordReader(ctx, leaves, nil)
+		rr, err := guard(func() (pqarrow.RecordReader, error) { return r.fr.GetRecordReader(ctx, leaves, nil) })
 		if err != nil {
 			yield(nil, fmt.Errorf("read %s: %w", r.loc, err))
 			return
@@ -217,7 +280,7 @@ func (r *Reader) Batches(ctx context.Context, columns ...string) iter.Seq2[arrow
 				yield(nil, err)
 				return
 			}
-			rec, err := rr.Read()
+			rec, err := guard(rr.Read)
 			if errors.Is(err, io.EOF) {
 				return
 			}
@@ -230,6 +293,17 @@ func (r *Reader) Batches(ctx context.Context, columns ...string) iter.Seq2[arrow
 			}
 		}
 	}
+}
+
+// guard runs a call into the parquet reader, turning the panics it raises on
+// some corrupt pages (a nil page header, a negative length) into errors.
+func guard[T any](f func() (T, error)) (v T, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("corrupt file: %v", p)
+		}
+	}()
+	return f()
 }
 
 // FileSHA256 returns the hex sha256 of the file at loc.

@@ -135,7 +135,7 @@ func ReadScores(ctx context.Context, loc string) ([]Score, Meta, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make([]Score, 0, r.NumRows())
+	out := make([]Score, 0, sizeHint(r.NumRows()))
 	for rec, err := range r.Batches(ctx) {
 		if err != nil {
 			return nil, nil, err
