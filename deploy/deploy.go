@@ -271,6 +271,9 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 		if c.validation != nil {
 			files[fileValidation] = c.validation
 		}
+		if err := addMLflowFiles(files, c, env.Now()); err != nil {
+			return res, fmt.Errorf("deploy: %w", err)
+		}
 		if err := s.publish(c.version, files); err != nil {
 			return res, fmt.Errorf("deploy: %w (nothing deployed; %s still serves %s)", err, opts.ModelsDir, orNone(cur))
 		}

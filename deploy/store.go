@@ -58,7 +58,7 @@ const (
 // them with their sha256).
 var (
 	versionFiles  = []string{fileONNX, fileCheckpoint, fileMetrics, fileMetadata}
-	optionalFiles = []string{fileValidation}
+	optionalFiles = append([]string{fileValidation}, mlflowFiles...)
 )
 
 var versionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$`)

@@ -126,7 +126,7 @@ func TestRealRun(t *testing.T) {
 	for _, a := range rec.Artifacts {
 		arts[a.Name] = true
 	}
-	for _, want := range []string{"validation.json", "model/model.safetensors", "model/model.onnx", "metrics.json", "report/report.md", "plots/pred_vs_true.png", "plots/fig-pred-vs-true.svg"} {
+	for _, want := range []string{"validation.json", "model/model.safetensors", "model/model.onnx", "model/MLmodel", "model/conda.yaml", "model/python_env.yaml", "model/requirements.txt", "metrics.json", "report/report.md", "plots/pred_vs_true.png", "plots/fig-pred-vs-true.svg"} {
 		if !arts[want] {
 			t.Errorf("artifact %s missing (have %v)", want, arts)
 		}
@@ -678,7 +678,7 @@ func TestRealMLflowMirror(t *testing.T) {
 		t.Error("final metrics not mirrored")
 	}
 	paths := strings.Join(srv.ArtifactPaths(), " ")
-	for _, want := range []string{"model/model.onnx", "model/model.safetensors", "report/report.html", "validation.json", "config.yaml"} {
+	for _, want := range []string{"model/model.onnx", "model/MLmodel", "model/python_env.yaml", "model/model.safetensors", "report/report.html", "validation.json", "config.yaml"} {
 		if !strings.Contains(paths, want) {
 			t.Errorf("artifact %s not uploaded (have %s)", want, paths)
 		}

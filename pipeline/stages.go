@@ -262,6 +262,15 @@ func deployStage(o deploy.Options) *Stage {
 			if r.Previous != "" {
 				d.Reason += "; replaced " + r.Previous
 			}
+			// The MLmodel file and its environment files make the "model"
+			// artifact (model.onnx beside them) an MLflow model.
+			var arts []artifact
+			for _, name := range deploy.MLflowFiles() {
+				arts = append(arts, artifact{"model/" + name, filepath.Join(r.Dir, name)})
+			}
+			if err := logArtifacts(ctx, rec, arts...); err != nil {
+				return err
+			}
 		case deploy.IsGate(err):
 			d.Decision, d.Reason = tracking.DeployRejected, err.Error()
 			if r != nil {

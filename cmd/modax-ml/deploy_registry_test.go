@@ -77,7 +77,9 @@ func TestDeployRegistersInMLflow(t *testing.T) {
 			t.Fatalf("version %s: source %s, run %+v", v.Version, v.Source, run)
 		}
 		prefix := strings.TrimPrefix(v.Source, "mlflow-artifacts:/")
-		for _, f := range []string{"model.onnx", "model.safetensors", "metrics.json", "model_metadata.json"} {
+		// MLmodel and its environment files make the registered source an
+		// MLflow model (models:/rul_predictor@champion).
+		for _, f := range []string{"model.onnx", "model.safetensors", "metrics.json", "model_metadata.json", "MLmodel", "conda.yaml", "python_env.yaml", "requirements.txt"} {
 			got, ok := srv.Artifact(prefix + "/" + f)
 			want, err := os.ReadFile(filepath.Join(dir, "models", "versions", local, f))
 			if !ok || err != nil || string(got) != string(want) {
