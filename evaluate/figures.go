@@ -49,6 +49,9 @@ func replacedByFigure(name string, figs []*Figure) bool {
 	return false
 }
 
+// maxTrajectoryPoints caps the windows drawn per device trajectory.
+const maxTrajectoryPoints = 1500
+
 // maxFigureDots caps the dots of the predicted-vs-true scatter (an even
 // subsample beyond it keeps the inline SVG small).
 const maxFigureDots = 2000
@@ -159,7 +162,14 @@ func figTrajectory(s *series, kind string, k int, cal *conformal.Calibration, le
 	truth := svgchart.Series{Name: "true RUL", Gaps: true, Color: 6}
 	pred := svgchart.Series{Name: "predicted", Gaps: true, Dashed: true, Color: map[string]int{"worst": 1, "best": 0}[kind]}
 	band := false
+	// A long history is thinned to about maxTrajectoryPoints windows
+	// (evenly, keeping each life's first and last window).
+	step := (len(s.end) + maxTrajectoryPoints - 1) / maxTrajectoryPoints
 	for i := range s.end {
+		edge := i == 0 || i == len(s.end)-1 || s.life[i] != s.life[i-1] || s.life[i] != s.life[i+1]
+		if step > 1 && !edge && i%step != 0 {
+			continue
+		}
 		if i > 0 && s.life[i] != s.life[i-1] {
 			// A new life: the truth jumps up after a repair; break the lines.
 			nan := math.NaN()

@@ -75,3 +75,21 @@ func TestFigCalibration(t *testing.T) {
 		t.Error("a calibration figure without intervals")
 	}
 }
+
+// TestFigTrajectoryThinned: a long history is drawn with about
+// maxTrajectoryPoints windows, each life's ends kept.
+func TestFigTrajectoryThinned(t *testing.T) {
+	n := 3 * maxTrajectoryPoints
+	truth, pred := make([]float64, n), make([]float64, n)
+	for i := range truth {
+		truth[i] = float64(n - i)
+		pred[i] = truth[i] + 1
+	}
+	ss := deviceSeries(life("d", 0, t0, truth, pred))
+	svg := string(figTrajectory(ss[0], "worst", 1, nil, 0).SVG)
+	i := strings.Index(svg, `<polyline points="`) + len(`<polyline points="`)
+	pts := strings.Count(svg[i:i+strings.Index(svg[i:], `"`)], ",")
+	if pts < maxTrajectoryPoints-1 || pts > maxTrajectoryPoints+2 {
+		t.Errorf("%d points drawn of %d windows, want about %d", pts, n, maxTrajectoryPoints)
+	}
+}
