@@ -134,7 +134,58 @@ func lastFailure(ts []int64, at int64) (int64, bool) {
 	return ts[i-1], true
 }
 
+// readAhead runs read in a goroutine of its own, handing each batch it
+// emits to fn in the calling goroutine: the next batch is read while fn
+// scores the current one, so that reading (the file's decoding, the
+// database's work) and the forward pass overlap. At most two batches are
+// held (the one fn has and the one read ahead). read's error, or fn's,
+// ends both; read must stop when emit returns an error.
+func readAhead(ctx context.Context, read func(ctx context.Context, emit func([]device) error) error, fn func([]device) error) error {
+	type item struct {
+		ds  []device
+		err error
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	next := make(chan item)
+	go func() {
+		defer close(next)
+		err := read(rctx, func(ds []device) error {
+			select {
+			case next <- item{ds: ds}:
+				return nil
+			case <-rctx.Done():
+				return rctx.Err()
+			}
+		})
+		if err != nil {
+			select {
+			case next <- item{err: err}:
+			case <-rctx.Done():
+			}
+		}
+	}()
+	defer func() {
+		cancel()
+		for range next { // wait for the reader to stop
+		}
+	}()
+	for it := range next {
+		if it.err != nil {
+			return it.err
+		}
+		if err := fn(it.ds); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
 func (f *fileSource) scan(ctx context.Context, batch, need int, fn func([]device) error) error {
+	return readAhead(ctx, func(ctx context.Context, emit func([]device) error) error { return f.read(ctx, batch, need, emit) }, fn)
+}
+
+// read emits the devices of the readings file in batches of at most batch.
+func (f *fileSource) read(ctx context.Context, batch, need int, fn func([]device) error) error {
 	r, err := dataset.Open(f.s.Readings, dataset.KindReadings)
 	if err != nil {
 		return fmt.Errorf("%w: score: %w", exitcode.ErrValidation, err)

@@ -146,48 +146,25 @@ func (p *pgSource) listDevices(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// scan reads the next batch while fn scores the current one, so that the
-// database's work and the forward pass overlap; it holds at most two batches
-// of devices (the one fn has and the one read ahead).
+// scan reads the batches of devices, the next one while fn scores the
+// current one (readAhead).
 func (p *pgSource) scan(ctx context.Context, batch, need int, fn func([]device) error) error {
 	names, err := p.listDevices(ctx)
 	if err != nil {
 		return err
 	}
-	type read struct {
-		ds  []device
-		err error
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	next := make(chan read)
-	go func() {
-		defer close(next)
+	return readAhead(ctx, func(ctx context.Context, emit func([]device) error) error {
 		for lo := 0; lo < len(names); lo += batch {
-			ds, err := p.readBatch(rctx, names[lo:min(lo+batch, len(names))], need)
-			select {
-			case next <- read{ds, err}:
-			case <-rctx.Done():
-				return
-			}
+			ds, err := p.readBatch(ctx, names[lo:min(lo+batch, len(names))], need)
 			if err != nil {
-				return
+				return err
+			}
+			if err := emit(ds); err != nil {
+				return err
 			}
 		}
-	}()
-	defer func() {
-		cancel()
-		for range next { // wait for the reader to stop
-		}
-	}()
-	for r := range next {
-		if r.err != nil {
-			return r.err
-		}
-		if err := fn(r.ds); err != nil {
-			return err
-		}
-	}
-	return ctx.Err()
+		return nil
+	}, fn)
 }
 
 func (p *pgSource) readBatch(ctx context.Context, names []string, need int) ([]device, error) {
