@@ -21,9 +21,7 @@ import (
 // device by device, windows, batched forward passes, sorting. It reports
 // devices/s (wall clock: on a shared machine it says as much about the load
 // as about score) and the process's CPU time per device (user + system, all
-// goroutines), the figure that does not depend on the load. The batch size
-// does not change the CPU per device (128–2048 devices: 287–295 µs, one run
-// under load, 2026-12-04).
+// goroutines), the figure that does not depend on the load.
 //
 //	go test -tags openblas -run '^$' -bench BenchmarkScoreFile -count 5 ./score
 func BenchmarkScoreFile(b *testing.B) {
