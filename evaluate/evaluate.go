@@ -298,15 +298,13 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("evaluate: plots: %w", err)
 		}
-		if p, err := PlotImportance(doc.FeatureImportance); err != nil {
-			return nil, fmt.Errorf("evaluate: plots: %w", err)
-		} else if p != nil {
-			plots = append(plots, p)
-		}
 		if written, err = writePlots(set, opts.PlotsDir, plots); err != nil {
 			return nil, fmt.Errorf("evaluate: %w", err)
 		}
 		rd.Figures = makeFigures(ps, primary, doc.Splits[primary], history, cal)
+		if f := figImportance(doc.FeatureImportance); f != nil {
+			rd.Figures = append(rd.Figures, f)
+		}
 		for _, f := range rd.Figures {
 			path := filepath.Join(opts.PlotsDir, f.ID+".svg")
 			if err := set.WriteFile(path, f.File()); err != nil {
@@ -466,7 +464,7 @@ func primarySplit(want string, splits map[string]*SplitMetrics) (string, error) 
 }
 
 // plotNames are every plot evaluate may write (stale ones are removed).
-var plotNames = []string{"pred_vs_true.png", "error_hist.png", "error_vs_true.png", "trajectories.png", "confusion.png", "calibration.png", "training_curves.png", importancePlot}
+var plotNames = []string{"pred_vs_true.png", "error_hist.png", "error_vs_true.png", "trajectories.png", "confusion.png", "calibration.png", "training_curves.png", importanceFigure + ".svg"}
 
 func makePlots(ctx context.Context, ps []dataset.Prediction, split string, m *SplitMetrics, history []model.Epoch) ([]*Plot, error) {
 	var truth, pred []float64

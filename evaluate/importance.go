@@ -11,14 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
-
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/infer"
 	"github.com/modax/modax-ml/internal/runenv"
+	"github.com/modax/modax-ml/internal/svgchart"
 )
 
 // Importance is the permutation importance of the model's input features
@@ -202,77 +199,35 @@ func importance(ctx context.Context, env *runenv.Env, opts Options, meta dataset
 	return imp, nil
 }
 
-// importancePlot is the file name of the permutation-importance plot.
-const importancePlot = "importance.png"
+// importanceFigure is the id (and file name, .svg) of the permutation
+// importance figure.
+const importanceFigure = "fig-importance"
 
-// PlotImportance draws the permutation importance as horizontal bars sorted
-// by mean RMSE increase (largest on top), with ± one standard deviation
-// over the repeats. It returns nil for nil or empty importance.
-func PlotImportance(imp *Importance) (*Plot, error) {
+// figImportance draws the permutation importance as horizontal bars sorted
+// by mean RMSE increase (largest on top; a bar at 0 for a zero or negative
+// mean), each with its value ± one standard deviation over the repeats.
+// nil for no importance.
+func figImportance(imp *Importance) *Figure {
 	if imp == nil || len(imp.Features) == 0 {
-		return nil, nil
+		return nil
 	}
-	n := len(imp.Features)
-	vals := make(plotter.Values, n)
-	names := make([]string, n)
-	var pts errPointsX
-	lo, hi := 0.0, 0.0
-	for k := range n {
-		f := imp.Features[n-1-k] // bottom to top: smallest first
-		names[k] = f.Feature
-		vals[k] = finiteOr0(float64(f.Mean))
-		sd := finiteOr0(float64(f.Std))
-		pts.XYs = append(pts.XYs, plotter.XY{X: vals[k], Y: float64(k)})
-		pts.XErrors = append(pts.XErrors, struct{ Low, High float64 }{Low: sd, High: sd})
-		lo, hi = math.Min(lo, vals[k]-sd), math.Max(hi, vals[k]+sd)
+	var bars []svgchart.Bar
+	for _, f := range imp.Features {
+		note := ""
+		if f.Std.Valid() {
+			note = fmt.Sprintf("  ± %.2f", float64(f.Std))
+		}
+		bars = append(bars, svgchart.Bar{Label: f.Feature, Value: float64(f.Mean), Note: note})
 	}
-	h := max(300, 110+36*n)
-	bars, err := plotter.NewBarChart(vals, vg.Length(float64(h-120)/float64(n)*0.6)*vg.Inch/PlotDPI)
-	if err != nil {
-		return nil, err
-	}
-	bars.Horizontal = true
-	bars.Color = colPred
-	bars.LineStyle.Width = 0
-	eb, err := plotter.NewXErrorBars(pts)
-	if err != nil {
-		return nil, err
-	}
-	eb.Color = colTrue
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Permutation importance (%s, %d windows, %d repeats)", imp.Split, imp.Windows, imp.Repeats)
-	p.X.Label.Text = fmt.Sprintf("increase in RMSE when permuted (h; baseline %.3g h)", float64(imp.BaselineRMSE))
-	p.Add(plotter.NewGrid(), bars, eb)
-	p.NominalY(names...)
-	p.Y.Min, p.Y.Max = -0.6, float64(n)-0.4
-	pad := 0.05 * math.Max(hi-lo, 1e-9)
-	p.X.Min, p.X.Max = lo-pad*boolF(lo < 0), hi+pad
-	png, err := render(p, PlotWidth, h)
-	if err != nil {
-		return nil, err
-	}
-	return &Plot{Name: importancePlot, Title: "Permutation importance", Width: PlotWidth, Height: h, PNG: png,
-		Caption: "How much worse (RMSE, hours) the model gets when one input feature's values are shuffled across the windows, mean ± one standard deviation over the seeded repeats. A bar near 0 is a feature the model does not use; a negative one is noise."}, nil
-}
-
-// errPointsX are points with horizontal error bars.
-type errPointsX struct {
-	plotter.XYs
-	plotter.XErrors
-}
-
-func boolF(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-func finiteOr0(v float64) float64 {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return 0
-	}
-	return v
+	title := fmt.Sprintf("Permutation importance: RMSE increase (%s, %d windows, %d repeats; baseline %.3g h)", imp.Split, imp.Windows, imp.Repeats, float64(imp.BaselineRMSE))
+	svg := svgchart.BarChart(importanceFigure, title, "h", bars, func(v float64) string {
+		if !svgchart.Finite(v) {
+			return "—"
+		}
+		return fmt.Sprintf("%+.2f", v)
+	})
+	return &Figure{ID: importanceFigure, Title: "Which sensors matter: permutation importance", SVG: svg,
+		Caption: "How much worse (RMSE, hours) the model gets when one input feature's values are shuffled across the windows, mean ± one standard deviation over the seeded repeats. A bar near 0 is a feature the model does not use; a negative value (no bar) means shuffling it helped: noise."}
 }
 
 // The report sections of the permutation importance (templates "importance"
@@ -288,7 +243,7 @@ Increase in RMSE (hours) when one input feature is permuted across the {{.Window
 {{end}}{{end}}{{end}}`
 
 const importanceHTML = `{{define "importance"}}{{with .Importance}}<h2 id="importance">Which sensors matter: permutation importance</h2>
-<p>Increase in RMSE (hours) when one input feature is permuted across the {{.Windows}} windows of the {{.Split}} split{{if lt .Windows .WindowsAvailable}} ({{.Windows}} of {{.WindowsAvailable}}, evenly spread){{end}}, {{.Repeats}} seeded repeats (seed {{.Seed}}); baseline RMSE {{f3 .BaselineRMSE}} h. The bar chart is among the plots.</p>
+<p>Increase in RMSE (hours) when one input feature is permuted across the {{.Windows}} windows of the {{.Split}} split{{if lt .Windows .WindowsAvailable}} ({{.Windows}} of {{.WindowsAvailable}}, evenly spread){{end}}, {{.Repeats}} seeded repeats (seed {{.Seed}}); baseline RMSE {{f3 .BaselineRMSE}} h. The bar chart is among the figures.</p>
 <table id="importance-table"><tr><th>feature</th><th>RMSE increase (h)</th><th>± std</th><th>per repeat</th></tr>
 {{range .Features}}<tr><td>{{.Feature}}</td><td class="n">{{f3 .Mean}}</td><td class="n">{{f3 .Std}}</td><td class="n">{{.RepeatsText}}</td></tr>
 {{end}}</table>{{end}}{{end}}`

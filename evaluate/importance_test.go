@@ -120,11 +120,19 @@ func TestPermutationImportance(t *testing.T) {
 			t.Errorf("%s has no importance section", name)
 		}
 	}
-	if !strings.Contains(string(md), "![Permutation importance](plots/importance.png)") {
-		t.Error("report.md does not show the importance plot")
+	if !strings.Contains(string(md), "(plots/fig-importance.svg)") {
+		t.Error("report.md does not show the importance figure")
 	}
-	if _, err := os.Stat(filepath.Join(o.PlotsDir, importancePlot)); err != nil {
+	if !bytes.Contains(html, []byte(`<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="fig-importance"`)) {
+		t.Error("report.html does not inline the importance figure")
+	}
+	svg, err := os.ReadFile(filepath.Join(o.PlotsDir, importanceFigure+".svg"))
+	if err != nil {
 		t.Fatal(err)
+	}
+	// Sorted: signal's bar comes first.
+	if i, j := bytes.Index(svg, []byte(">signal<")), bytes.Index(svg, []byte(">noise<")); i < 0 || j < 0 || i > j {
+		t.Errorf("figure order: signal at %d, noise at %d", i, j)
 	}
 
 	// Deterministic: same seed, other batch size, same numbers; another
