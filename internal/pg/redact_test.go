@@ -113,3 +113,33 @@ func FuzzRedact(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPoolConfig: any DSN (db.dsn, MODAX_DB_DSN) parses or is refused with an
+// error that quotes none of its secrets, never a panic.
+func FuzzPoolConfig(f *testing.F) {
+	for _, s := range []string{
+		"postgres://alice:s3cret@db:5432/modax?sslmode=disable&sslpassword=k3yk3y",
+		"postgres://alice:s3cret@db:99999/modax",
+		"postgresql://[::1]:5432,db2:5433/modax?target_session_attrs=read-write&password=pw2pw2",
+		`host=db password='it\'s secret' sslpassword=x\ yyyy connect_timeout=abc`,
+		"host=/tmp port=5432,5433 password=hunter22 dbname=x sslmode=verify-full sslrootcert=/nope",
+		"user=a password=hunter22 statement_cache_capacity=-1",
+		"postgres://%zz:hunter22@db/x",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, dsn string) {
+		if dsn == "" {
+			return // the PG* environment, not the input
+		}
+		_, err := PoolConfig(Config{DSN: dsn})
+		if err == nil {
+			return
+		}
+		for _, s := range Secrets(dsn) {
+			if len(s) >= 4 && strings.Contains(err.Error(), s) {
+				t.Fatalf("PoolConfig(%q): error quotes the secret %q: %v", dsn, s, err)
+			}
+		}
+	})
+}
