@@ -271,3 +271,32 @@ func TestHugeShapeHeader(t *testing.T) {
 		t.Fatalf("refusing the crafted files allocated %d MiB", grew>>20)
 	}
 }
+
+// Every byte of a small checkpoint flipped in turn: decoding never panics,
+// and a flip anywhere in the tensor data is always refused.
+func TestDecodeEveryByteFlipped(t *testing.T) {
+	p, err := NewParams(Arch{Type: TypeLSTM, InputSize: 2, Hidden: 2, Layers: 2, FC: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Init(3)
+	var buf bytes.Buffer
+	if err := EncodeSafetensors(&buf, p.Tensors, map[string]string{"k": "v"}); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	dataStart := 8 + int(binary.LittleEndian.Uint64(b[:8]))
+	c := slices.Clone(b)
+	refused := 0
+	for i := range b {
+		c[i] ^= 0xff
+		_, _, err := DecodeSafetensors(c)
+		c[i] = b[i]
+		if err != nil {
+			refused++
+		} else if i >= dataStart {
+			t.Fatalf("byte %d (tensor data) flipped: the checkpoint was accepted", i)
+		}
+	}
+	t.Logf("%d of %d single-byte flips refused", refused, len(b))
+}
