@@ -132,10 +132,10 @@ func (o Options) validate() error {
 		return bad("--metrics is empty")
 	case o.Predict != "auto" && o.Predict != "always" && o.Predict != "never":
 		return bad("--predict %q: want auto, always or never", o.Predict)
-	case o.BatchSize < 1:
-		return bad("--batch-size %d: want ≥ 1", o.BatchSize)
-	case o.Workers < 0:
-		return bad("--workers %d: want ≥ 0", o.Workers)
+	case o.BatchSize < 1 || o.BatchSize > runenv.MaxBatch:
+		return bad("--batch-size %d (config evaluate.batch_size): want 1 to %d windows", o.BatchSize, runenv.MaxBatch)
+	case o.Workers < 0 || o.Workers > runenv.MaxWorkers:
+		return bad("--workers %d (config evaluate.workers): want 0 (one per core) to %d", o.Workers, runenv.MaxWorkers)
 	case o.CriticalToleranceHours <= 0:
 		return bad("--critical-tolerance %g: want > 0 hours", o.CriticalToleranceHours)
 	case o.ImportanceRepeats < 0 || o.ImportanceRepeats > 100:

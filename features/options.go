@@ -20,6 +20,7 @@ import (
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/duration"
 	"github.com/modax/modax-ml/internal/exitcode"
+	"github.com/modax/modax-ml/internal/runenv"
 )
 
 // Scaler kinds.
@@ -165,8 +166,8 @@ func (o Options) check() (settings, error) {
 		return s, usage("--fs %g: want a positive frequency in Hz", o.Fs)
 	case o.PSDSegment < 1:
 		return s, usage("--psd-nperseg %d: want ≥ 1", o.PSDSegment)
-	case o.Workers < 0:
-		return s, usage("--workers %d: want ≥ 0", o.Workers)
+	case o.Workers < 0 || o.Workers > runenv.MaxWorkers:
+		return s, usage("--workers %d (config features.workers): want 0 (GOMAXPROCS) to %d", o.Workers, runenv.MaxWorkers)
 	}
 	s.maxGap = int64(o.MaxGap.D() / time.Microsecond)
 	if s.maxGap == 0 && o.MaxGap > 0 {

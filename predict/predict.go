@@ -76,10 +76,10 @@ func (o Options) validate() error {
 		return bad("--windows is empty")
 	case o.Out == "":
 		return bad("--out is empty")
-	case o.BatchSize < 1:
-		return bad("--batch-size %d: want ≥ 1", o.BatchSize)
-	case o.Workers < 0:
-		return bad("--workers %d: want ≥ 0", o.Workers)
+	case o.BatchSize < 1 || o.BatchSize > runenv.MaxBatch:
+		return bad("--batch-size %d (config predict.batch_size): want 1 to %d windows", o.BatchSize, runenv.MaxBatch)
+	case o.Workers < 0 || o.Workers > runenv.MaxWorkers:
+		return bad("--workers %d (config predict.workers): want 0 (one per core) to %d", o.Workers, runenv.MaxWorkers)
 	case !(o.IntervalLevel > 0 && o.IntervalLevel < 1):
 		return bad("--interval-level %g: want a coverage level in (0, 1), e.g. 0.9", o.IntervalLevel)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/modax/modax-ml/internal/duration"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/pg"
+	"github.com/modax/modax-ml/internal/runenv"
 )
 
 // Stage is the stage name recorded in the scores file's metadata.
@@ -114,8 +115,8 @@ func (o Options) check(now time.Time) (settings, error) {
 		return s, usage("--max-age %s: want ≥ 0 (0: 2 × the window's span)", o.MaxAge)
 	case o.BatchDevices < 1:
 		return s, usage("--batch-devices %d: want ≥ 1", o.BatchDevices)
-	case o.Workers < 0:
-		return s, usage("--workers %d: want ≥ 0", o.Workers)
+	case o.Workers < 0 || o.Workers > runenv.MaxWorkers:
+		return s, usage("--workers %d (config score.workers): want 0 (one per core) to %d", o.Workers, runenv.MaxWorkers)
 	case !(o.IntervalLevel > 0 && o.IntervalLevel < 1):
 		return s, usage("--interval-level %g: want a coverage level in (0, 1)", o.IntervalLevel)
 	case o.MaxFill < 0:

@@ -14,6 +14,7 @@ import (
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/model"
 	"github.com/modax/modax-ml/internal/nn"
+	"github.com/modax/modax-ml/internal/runenv"
 )
 
 // Stage is the stage name recorded in the checkpoint's lineage.
@@ -193,8 +194,8 @@ func (o *Options) validate() error {
 		return usage("--weight-decay, --clip-norm, --patience, --lr-patience, --min-delta and --min-lr must be ≥ 0")
 	case o.LRPatience > 0 && !(o.LRFactor > 0 && o.LRFactor < 1):
 		return usage("--lr-factor %g not in (0, 1)", o.LRFactor)
-	case o.Workers < 0:
-		return usage("--workers %d < 0", o.Workers)
+	case o.Workers < 0 || o.Workers > runenv.MaxWorkers:
+		return usage("--workers %d (config train.workers): want 0 (GOMAXPROCS) to %d", o.Workers, runenv.MaxWorkers)
 	case o.EMADecay < 0 || o.EMADecay >= 1:
 		return usage("--ema-decay %g not in [0, 1)", o.EMADecay)
 	}
@@ -235,7 +236,7 @@ func (o *Options) validate() error {
 }
 
 // MaxBatchSize bounds --batch-size.
-const MaxBatchSize = 1 << 16
+const MaxBatchSize = runenv.MaxBatch
 
 // trainParamBytes estimates the bytes training holds per parameter: the
 // weights, their gradients, Adam's two moments and the best epoch's copy.

@@ -13,6 +13,17 @@ import (
 	"github.com/modax/modax-ml/internal/version"
 )
 
+// Bounds of the flags every stage shares. They are far above any machine or
+// run this tool is for, and keep a mistyped value from starting a hundred
+// million goroutines (each with its own buffers) or allocating a batch of
+// terabytes before the first window is read.
+const (
+	// MaxWorkers bounds every --workers flag (0 means one per core).
+	MaxWorkers = 1024
+	// MaxBatch bounds every --batch-size flag, in windows.
+	MaxBatch = 1 << 16
+)
+
 // Env is the environment of a stage run. The zero value is not usable; use New
 // or Test.
 type Env struct {

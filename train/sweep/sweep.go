@@ -135,8 +135,8 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 		return nil, usage("train.val_split is %q: a sweep chooses on the %q split only", base.ValSplit, dataset.SplitVal)
 	case opts.Dir == "":
 		return nil, usage("--sweep-dir is empty")
-	case opts.Workers < 0:
-		return nil, usage("--sweep-workers %d < 0", opts.Workers)
+	case opts.Workers < 0 || opts.Workers > runenv.MaxWorkers:
+		return nil, usage("--sweep-workers %d: want 0 to %d", opts.Workers, runenv.MaxWorkers)
 	}
 	if base.Workers == 0 {
 		base.Workers = 1
