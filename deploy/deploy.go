@@ -22,6 +22,7 @@ import (
 	"github.com/modax/modax-ml/internal/drift"
 	"github.com/modax/modax-ml/internal/duration"
 	"github.com/modax/modax-ml/internal/exitcode"
+	"github.com/modax/modax-ml/internal/location"
 	"github.com/modax/modax-ml/internal/metricsfile"
 	"github.com/modax/modax-ml/internal/model"
 	"github.com/modax/modax-ml/internal/onnxmodel"
@@ -193,6 +194,14 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	}
 	// What deploy writes: the model directory and its history (the version
 	// directory and the links are new names inside it).
+	for _, in := range []atomicfile.Path{atomicfile.P("--model", opts.Model), atomicfile.P("--onnx", opts.ONNX),
+		atomicfile.P("--metrics", opts.Metrics), atomicfile.P("--validation", opts.Validation), atomicfile.P("--current-metrics", opts.CurrentMetrics),
+		atomicfile.P("--models-dir", opts.ModelsDir)} {
+		if location.IsRemote(in.Path) {
+			return nil, fmt.Errorf("%w: deploy %s %s: deploy reads and publishes local files only (a bucket models directory is not supported yet); copy the files here first",
+				exitcode.ErrUsage, in.Flag, location.Redact(in.Path))
+		}
+	}
 	if err := atomicfile.CheckOutputs([]atomicfile.Path{atomicfile.P("--model", opts.Model), atomicfile.P("--onnx", opts.ONNX),
 		atomicfile.P("--metrics", opts.Metrics), atomicfile.P("--validation", opts.Validation), atomicfile.P("--current-metrics", opts.CurrentMetrics)},
 		[]atomicfile.Path{atomicfile.P("--models-dir", opts.ModelsDir), atomicfile.P("--models-dir (history)", filepath.Join(opts.ModelsDir, historyFile))}); err != nil {

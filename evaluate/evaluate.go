@@ -2,10 +2,7 @@ package evaluate
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -15,6 +12,7 @@ import (
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/infer"
+	"github.com/modax/modax-ml/internal/location"
 	"github.com/modax/modax-ml/internal/model"
 	"github.com/modax/modax-ml/internal/runenv"
 )
@@ -306,7 +304,7 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 			rd.Figures = append(rd.Figures, f)
 		}
 		for _, f := range rd.Figures {
-			path := filepath.Join(opts.PlotsDir, f.ID+".svg")
+			path := location.Join(opts.PlotsDir, f.ID+".svg")
 			if err := set.WriteFile(path, f.File()); err != nil {
 				return nil, fmt.Errorf("evaluate: %w", err)
 			}
@@ -412,7 +410,7 @@ func checkModel(doc *Metrics, path, predPath string) ([]model.Epoch, *conformal.
 		return nil, nil, fmt.Sprintf("%s was made by the model %s (sha256 %.12s…), not by %s (sha256 %.12s…): its training curves are left out and metrics.json names the model that made the predictions",
 			predPath, doc.Model.Path, doc.Model.SHA256, path, sha), nil
 	}
-	if strings.EqualFold(filepath.Ext(path), ".onnx") {
+	if strings.EqualFold(location.Ext(path), ".onnx") {
 		version := ""
 		if doc.Model != nil {
 			version = doc.Model.ModelVersion
@@ -512,7 +510,7 @@ func makePlots(ctx context.Context, ps []dataset.Prediction, split string, m *Sp
 func writePlots(set *atomicfile.Set, dir string, plots []*Plot) ([]string, error) {
 	var paths []string
 	for _, p := range plots {
-		path := filepath.Join(dir, p.Name)
+		path := location.Join(dir, p.Name)
 		if err := set.WriteFile(path, p.PNG); err != nil {
 			return nil, err
 		}
@@ -525,11 +523,11 @@ func writePlots(set *atomicfile.Set, dir string, plots []*Plot) ([]string, error
 // write (once this run's files are in place).
 func removeStalePlots(dir string, written []string) error {
 	for _, name := range slices.Concat(plotNames, figureNames) {
-		path := filepath.Join(dir, name)
+		path := location.Join(dir, name)
 		if slices.Contains(written, path) {
 			continue
 		}
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := location.Remove(context.Background(), path); err != nil {
 			return fmt.Errorf("remove stale plot: %w", err)
 		}
 	}
@@ -537,8 +535,8 @@ func removeStalePlots(dir string, written []string) error {
 }
 
 func exists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
+	ok, _ := location.Exists(context.Background(), path)
+	return ok
 }
 
 // needPredict says why evaluate must predict first ("" when it need not).

@@ -1,12 +1,13 @@
 package evaluate
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 
 	"github.com/modax/modax-ml/internal/conformal"
 	"github.com/modax/modax-ml/internal/dataset"
+	"github.com/modax/modax-ml/internal/location"
 )
 
 // MetricsSchema is the schema name of metrics.json.
@@ -75,7 +76,7 @@ var Definitions = map[string]string{
 
 // ReadMetrics reads a metrics.json file and checks its schema.
 func ReadMetrics(path string) (*Metrics, error) {
-	b, err := os.ReadFile(path)
+	b, err := location.ReadFile(context.Background(), path)
 	if err != nil {
 		return nil, fmt.Errorf("read metrics %s: %w", path, err)
 	}

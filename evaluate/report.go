@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/modax/modax-ml/internal/location"
 	"github.com/modax/modax-ml/internal/model"
 	"github.com/modax/modax-ml/internal/svgchart"
 )
@@ -268,9 +269,9 @@ func renderReports(d *reportData, mdPath, plotsDir string) (md, html []byte, err
 	}
 	for i := range d.Plots {
 		p := &d.Plots[i]
-		rel, rerr := filepath.Rel(filepath.Dir(mdPath), filepath.Join(plotsDir, p.Name))
+		rel, rerr := location.Rel(location.Dir(mdPath), location.Join(plotsDir, p.Name))
 		if rerr != nil {
-			rel = filepath.Join(plotsDir, p.Name)
+			rel = location.Join(plotsDir, p.Name)
 		}
 		p.Rel = filepath.ToSlash(rel)
 		// A data: URL of our own PNG bytes (trusted content).

@@ -18,6 +18,7 @@ import (
 	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
+	"github.com/modax/modax-ml/internal/location"
 	"github.com/modax/modax-ml/internal/metricsfile"
 	"github.com/modax/modax-ml/internal/model"
 	"github.com/modax/modax-ml/internal/nn"
@@ -225,9 +226,12 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Result, error) {
 	if err := f.Sync(); err != nil {
 		return nil, fmt.Errorf("export: write %s: %w", opts.Out, err)
 	}
-	written, err := os.ReadFile(f.Name())
-	if err != nil {
-		return nil, fmt.Errorf("export: read back %s: %w", f.Name(), err)
+	written := data
+	if f.Name() != "" { // a local file: run what is on disk
+		written, err = os.ReadFile(f.Name())
+		if err != nil {
+			return nil, fmt.Errorf("export: read back %s: %w", f.Name(), err)
+		}
 	}
 	res.Validation, err = validate(ctx, env, opts, ck, written, val)
 	if err != nil {
@@ -264,8 +268,8 @@ func fileExists(p string) bool {
 	if p == "" {
 		return false
 	}
-	_, err := os.Stat(p)
-	return err == nil
+	ok, _ := location.Exists(context.Background(), p)
+	return ok
 }
 
 // embedMetrics adds the metrics file (if any) to the metadata after checking

@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
-	"os"
 	"slices"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
 	"github.com/modax/modax-ml/internal/infer"
+	"github.com/modax/modax-ml/internal/location"
 	"github.com/modax/modax-ml/internal/pg"
 	"github.com/modax/modax-ml/internal/runenv"
 )
@@ -315,7 +314,7 @@ func (sc *scorer) previous(ctx context.Context, pool *pgxpool.Pool) error {
 	if sc.s.Out == "" {
 		return nil
 	}
-	if _, err := os.Stat(sc.s.Out); errors.Is(err, fs.ErrNotExist) {
+	if ok, err := location.Exists(ctx, sc.s.Out); err == nil && !ok {
 		return nil
 	}
 	old, _, err := dataset.ReadScores(ctx, sc.s.Out)

@@ -1,12 +1,14 @@
 package train
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-	"os"
+	"io/fs"
 	"strings"
 
 	"github.com/modax/modax-ml/internal/atomicfile"
+	"github.com/modax/modax-ml/internal/location"
 	"github.com/modax/modax-ml/internal/model"
 )
 
@@ -104,7 +106,10 @@ func writeSidecar(set *atomicfile.Set, path string, arch model.Arch, sc *sidecar
 // readSidecar reads the optimizer state of a checkpoint of architecture
 // arch; a missing file is reported with fs.ErrNotExist.
 func readSidecar(path string, arch model.Arch) (*sidecar, error) {
-	if _, err := os.Stat(path); err != nil {
+	if ok, err := location.Exists(context.Background(), path); err != nil || !ok {
+		if err == nil {
+			err = &fs.PathError{Op: "open", Path: path, Err: fs.ErrNotExist}
+		}
 		return nil, err
 	}
 	ts, meta, err := model.ReadSafetensors(path)

@@ -135,11 +135,7 @@ func Run(ctx context.Context, env *runenv.Env, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("validate: encode report: %w", err)
 	}
-	out, err := dataset.LocalPath(opts.Out)
-	if err != nil {
-		return nil, fmt.Errorf("validate: %w", err)
-	}
-	if err := atomicfile.WriteFile(out, append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(opts.Out, append(b, '\n')); err != nil {
 		return nil, fmt.Errorf("validate: %w", err)
 	}
 	env.Log.Info("validate: done", "report", opts.Out, "status", string(v.rep.Status), "errors", v.rep.Counts.Errors,

@@ -22,6 +22,7 @@ import (
 
 	"github.com/modax/modax-ml/internal/config"
 	"github.com/modax/modax-ml/internal/exitcode"
+	"github.com/modax/modax-ml/internal/location"
 	"github.com/modax/modax-ml/internal/progress"
 	"github.com/modax/modax-ml/internal/runenv"
 	"github.com/modax/modax-ml/internal/version"
@@ -310,6 +311,9 @@ func (a *app) load(cmd *cobra.Command) error {
 		return err
 	}
 	a.v, a.cfg = v, cfg
+	if err := refuseRemoteDirs(&cfg); err != nil {
+		return err
+	}
 	switch cfg.Output {
 	case "text", "json":
 	default:
@@ -326,6 +330,26 @@ func (a *app) load(cmd *cobra.Command) error {
 	}
 	for _, n := range notes {
 		a.log.Warn(n)
+	}
+	return nil
+}
+
+// refuseRemoteDirs refuses (exit 2) a bucket location for the directories
+// that do not take one yet: the run directory, the stage cache, the models
+// directory and the run records. Without it, a path such as s3://b/x given to
+// code that joins file paths would become a local directory named "s3:".
+func refuseRemoteDirs(cfg *config.Config) error {
+	for _, d := range []struct{ flag, key, loc string }{
+		{"--dir", "dir", cfg.Dir},
+		{"--cache-dir", "pipeline.cache_dir", cfg.Pipeline.CacheDir},
+		{"--models-dir", "deploy.models_dir", cfg.Deploy.ModelsDir},
+		{"--models-dir", "monitor.models_dir", cfg.Monitor.ModelsDir},
+		{"--runs-dir", "tracking.runs_dir", cfg.Tracking.RunsDir},
+	} {
+		if location.IsRemote(d.loc) {
+			return fmt.Errorf("%w: %s (config key %s) %s: a bucket location is not supported for this directory yet; the stage files of collect, validate, label, features, train, predict, evaluate, export and score take s3:// locations (see the README's Locations)",
+				exitcode.ErrUsage, d.flag, d.key, location.Redact(d.loc))
+		}
 	}
 	return nil
 }

@@ -34,7 +34,8 @@ func TestMain(m *testing.M) {
 // scripts/testenv.sh sets them up), [cmapss] the NASA C-MAPSS files are
 // available ($CMAPSS), [python] Debian's
 // python3 with torch and onnx, [node] the interop npm packages ($INTEROP),
-// [chromium] Debian's headless chromium (the ui story).
+// [chromium] Debian's headless chromium (the ui story), [s3rver] the npm
+// s3rver of tools/interop (an S3 server in its own process).
 // In CI (MODAX_TEST_STRICT=1) a script whose condition is missing fails
 // instead of skipping.
 func TestScript(t *testing.T) {
@@ -61,6 +62,8 @@ func TestScript(t *testing.T) {
 			"truncate-file": cmdTruncateFile, // digest_script_test.go
 			"huge-shape":    cmdHugeShape,    // digest_script_test.go
 			"same-digest":   cmdSameDigest,   // digest_script_test.go
+			"s3server":      cmdS3Server,     // s3_script_test.go
+			"s3ls":          cmdS3Ls,         // s3_script_test.go
 			// hardlink NEW OLD: a second name for the file OLD.
 			"hardlink": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 2 {
@@ -114,6 +117,8 @@ func TestScript(t *testing.T) {
 				ok = err == nil
 			case "chromium":
 				ok = chromiumPath() != ""
+			case "s3rver":
+				ok = testutil.S3rverBin(root) != ""
 			case "node":
 				_, err := os.Stat(filepath.Join(root, "tools", "interop", "node_modules"))
 				ok = err == nil

@@ -15,19 +15,30 @@
 // backups, so every previous output is left as it was. A process killed
 // between two renames leaves a mixed set, which readers refuse by its IDs,
 // and the backups, which the next successful commit removes.
+//
+// A destination in a bucket (s3://…, see internal/location) is written the
+// same way with the store's primitives: a single file streams as a multipart
+// upload that appears under its key only when complete; a file of a set is
+// staged under a hidden temporary key and copied into place by the set's
+// Commit, with the previous objects kept under backup keys and put back when
+// a copy fails.
 package atomicfile
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 
 	"github.com/modax/modax-ml/internal/exitcode"
+	"github.com/modax/modax-ml/internal/location"
 )
 
 // File is a file written under a temporary name in the destination's
@@ -40,16 +51,65 @@ import (
 // written directly: there is nothing to replace atomically, and a rename
 // would replace the device node itself with a regular file.
 type File struct {
-	*os.File
-	dest   string
-	done   bool
-	direct bool // writing straight into a device, pipe or socket
-	set    *Set // staged in a set: Commit only syncs; the set renames
+	*os.File                  // the local temporary file (nil for a bucket destination)
+	remote   *location.Writer // a single object streaming to its key
+	staged   *location.Staged // an object of a set, under a temporary key
+	dest     string
+	done     bool
+	direct   bool // writing straight into a device, pipe or socket
+	set      *Set // staged in a set: Commit only syncs; the set renames
 }
 
-// Create starts an atomic write of path. Always defer Abort; call Commit
-// when everything was written.
+// Write writes to the temporary file or the upload.
+func (a *File) Write(p []byte) (int, error) {
+	switch {
+	case a.remote != nil:
+		return a.remote.Write(p)
+	case a.staged != nil:
+		return a.staged.Write(p)
+	}
+	return a.File.Write(p)
+}
+
+// Name is the temporary file's name; "" for a bucket destination.
+func (a *File) Name() string {
+	if a.File == nil {
+		return ""
+	}
+	return a.File.Name()
+}
+
+// Sync flushes the temporary file to disk (nothing for a bucket destination:
+// the upload completes at Commit).
+func (a *File) Sync() error {
+	if a.File == nil {
+		return nil
+	}
+	return a.File.Sync()
+}
+
+var lostURL = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]+:$`)
+
+// Create starts an atomic write of path (a local path or a bucket location).
+// Always defer Abort; call Commit when everything was written.
 func Create(path string) (*File, error) {
+	if location.IsRemote(path) {
+		w, err := location.Create(context.Background(), path)
+		if err != nil {
+			return nil, err
+		}
+		return &File{remote: w, dest: path}, nil
+	}
+	path, err := location.Local(path)
+	if err != nil {
+		return nil, err
+	}
+	if first, _, ok := strings.Cut(filepath.ToSlash(path), "/"); ok && lostURL.MatchString(first) {
+		// "s3:/b/k": a bucket location passed through filepath.Join or
+		// Clean, which collapse "//" — a bug of the caller; never create a
+		// local directory "s3:" for it.
+		return nil, fmt.Errorf("create %s: this looks like a URL that lost its \"//\"; bucket locations are not supported for this output", path)
+	}
 	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
 		f, err := os.OpenFile(path, os.O_WRONLY, 0)
 		if err != nil {
@@ -97,6 +157,17 @@ func (a *File) Commit() error {
 		return fmt.Errorf("commit %s: already finished", a.dest)
 	}
 	a.done = true
+	if a.remote != nil {
+		return a.remote.Commit()
+	}
+	if a.staged != nil {
+		if err := a.staged.Commit(); err != nil {
+			a.set.failed = err
+			return err
+		}
+		a.set.ready = append(a.set.ready, a)
+		return nil
+	}
 	if a.direct {
 		if err := a.Close(); err != nil {
 			return fmt.Errorf("write %s: %w", a.dest, err)
@@ -128,6 +199,14 @@ func (a *File) Abort() {
 		return
 	}
 	a.done = true
+	switch {
+	case a.remote != nil:
+		a.remote.Abort()
+		return
+	case a.staged != nil:
+		a.staged.Discard(context.Background())
+		return
+	}
 	a.Close()
 	if !a.direct {
 		os.Remove(a.Name())
@@ -210,6 +289,15 @@ func (s *Set) Create(path string) (*File, error) {
 			return nil, fmt.Errorf("create %s: written twice in one stage (also as %s)", path, f.dest)
 		}
 	}
+	if location.IsRemote(path) {
+		st, err := location.CreateStaged(context.Background(), path, s.id)
+		if err != nil {
+			return nil, err
+		}
+		f := &File{staged: st, dest: path, set: s}
+		s.files = append(s.files, f)
+		return f, nil
+	}
 	f, err := Create(path)
 	if err != nil {
 		return nil, err
@@ -225,6 +313,9 @@ func (s *Set) Create(path string) (*File, error) {
 func (s *Set) WriteFile(path string, data []byte) error { return writeWith(s.Create, path, data) }
 
 func same(a, b string) bool {
+	if location.IsRemote(a) || location.IsRemote(b) {
+		return location.IsRemote(a) && location.IsRemote(b) && location.Same(a, b)
+	}
 	if filepath.Clean(a) == filepath.Clean(b) {
 		return true
 	}
@@ -256,6 +347,9 @@ func (s *Set) Commit() error {
 	}
 	s.done = true
 	defer s.removeTemps()
+	if slices.ContainsFunc(s.ready, func(f *File) bool { return f.staged != nil }) {
+		return s.commitRemote()
+	}
 	type step struct {
 		f      *File
 		backup string // "" when the destination did not exist (or cannot be kept)
@@ -320,8 +414,52 @@ func escapeGlob(s string) string {
 	return r.Replace(s)
 }
 
+// commitRemote copies every staged object of the set into place, keeping
+// the previous objects under backup keys until all are in place; when a copy
+// fails, what was already replaced is put back. (A set is all local or all
+// in one store: a stage writes its outputs beside each other.)
+func (s *Set) commitRemote() error {
+	ctx := context.Background()
+	backups := make([]string, len(s.ready))
+	for i, f := range s.ready {
+		if f.staged == nil {
+			return fmt.Errorf("commit write set: %s is a local file and the set's other outputs are in a bucket; write a stage's outputs to one place", f.dest)
+		}
+		b, err := f.staged.Backup(ctx, s.id)
+		if err != nil {
+			for j := 0; j < i; j++ {
+				s.ready[j].staged.DeleteKey(ctx, backups[j])
+			}
+			return err
+		}
+		backups[i] = b
+	}
+	for i, f := range s.ready {
+		if err := f.staged.Promote(ctx); err != nil {
+			for j := i - 1; j >= 0; j-- {
+				done := s.ready[j]
+				if rerr := done.staged.Restore(ctx, backups[j]); rerr != nil {
+					err = fmt.Errorf("%w; restoring the previous %s failed: %w", err, done.dest, rerr)
+				}
+			}
+			for j := i; j < len(s.ready); j++ {
+				s.ready[j].staged.DeleteKey(ctx, backups[j])
+			}
+			return err
+		}
+	}
+	for i, f := range s.ready {
+		f.staged.DeleteKey(ctx, backups[i])
+	}
+	return nil
+}
+
 func (s *Set) removeTemps() {
 	for _, f := range s.files {
+		if f.staged != nil {
+			f.staged.Discard(context.Background())
+			continue
+		}
 		if !f.direct {
 			os.Remove(f.Name()) // fails harmlessly once renamed
 		}

@@ -6,12 +6,16 @@ import (
 	"path/filepath"
 
 	"github.com/modax/modax-ml/internal/exitcode"
+	"github.com/modax/modax-ml/internal/location"
 )
 
 // SameFile reports whether a and b name the same existing file (the same
 // device and inode, whatever the names: a symlink or a hard link is the same
 // file), or the same path when neither exists yet.
 func SameFile(a, b string) bool {
+	if location.IsRemote(a) || location.IsRemote(b) {
+		return location.IsRemote(a) && location.IsRemote(b) && location.Same(a, b)
+	}
 	fa, errA := os.Stat(a)
 	fb, errB := os.Stat(b)
 	if errA == nil && errB == nil {
@@ -59,6 +63,9 @@ func CheckOutputs(inputs, outputs []Path) error {
 func skip(p string) bool {
 	if p == "" || p == "-" {
 		return true
+	}
+	if location.IsRemote(p) {
+		return false
 	}
 	fi, err := os.Stat(p)
 	return err == nil && !fi.Mode().IsRegular() && !fi.IsDir()

@@ -15,6 +15,8 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/modax/modax-ml/internal/location"
 )
 
 // DefaultBatchRows is the number of rows per batch a Reader yields.
@@ -24,7 +26,7 @@ const DefaultBatchRows = 64 * 1024
 type Reader struct {
 	loc    string
 	kind   string
-	f      *os.File
+	f      io.Closer
 	pf     *file.Reader
 	fr     *pqarrow.FileReader
 	schema *arrow.Schema
@@ -58,27 +60,13 @@ func Open(loc, kind string, opts ...ReaderOption) (*Reader, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	path, err := LocalPath(loc)
+	f, size, err := openFile(loc)
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		// *PathError already names the path: "open readings.parquet: no such file or directory".
-		return nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
+	if size == 0 {
 		f.Close()
-		return nil, fmt.Errorf("open %s: %w", loc, err)
-	}
-	if st.IsDir() {
-		f.Close()
-		return nil, fmt.Errorf("open %s: is a directory", loc)
-	}
-	if st.Size() == 0 {
-		f.Close()
-		return nil, fmt.Errorf("open %s: empty file (not Parquet)", loc)
+		return nil, fmt.Errorf("open %s: empty file (not Parquet)", location.Redact(loc))
 	}
 	props := parquet.NewReaderProperties(cfg.mem)
 	props.BufferedStreamEnabled = true
@@ -86,14 +74,14 @@ func Open(loc, kind string, opts ...ReaderOption) (*Reader, error) {
 	// A page cannot hold more compressed bytes than the file; the pages our
 	// writers make are about 1 MiB. A corrupt header claiming more is an
 	// error, not an allocation of what it claims.
-	props.MaxCompressedPageSize = min(st.Size(), maxPageSize)
+	props.MaxCompressedPageSize = min(size, maxPageSize)
 	props.MaxUncompressedPageSize = maxPageSize
 	pf, err := openParquet(f, props)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("open %s: not a readable Parquet file: %w", loc, err)
 	}
-	if err := checkLayout(pf, st.Size()); err != nil {
+	if err := checkLayout(pf, size); err != nil {
 		pf.Close()
 		f.Close()
 		return nil, fmt.Errorf("open %s: not a readable Parquet file (corrupt?): %w", loc, err)
@@ -141,7 +129,43 @@ func Open(loc, kind string, opts ...ReaderOption) (*Reader, error) {
 
 // openParquet guards against the panics the parquet reader raises on some
 // corrupt footers, turning them into errors.
-func openParquet(f *os.File, props *parquet.ReaderProperties) (pf *file.Reader, err error) {
+// file is what a Parquet reader reads: a local file or an object in a bucket.
+type fileReader interface {
+	parquet.ReaderAtSeeker
+	io.ReadCloser
+}
+
+// openFile opens the file or object at loc for reading, with its size.
+func openFile(loc string) (fileReader, int64, error) {
+	if location.IsRemote(loc) {
+		o, err := location.Open(context.Background(), loc)
+		if err != nil {
+			return nil, 0, err
+		}
+		return o, o.Size(), nil
+	}
+	path, err := LocalPath(loc)
+	if err != nil {
+		return nil, 0, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		// *PathError already names the path: "open readings.parquet: no such file or directory".
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("open %s: %w", loc, err)
+	}
+	if st.IsDir() {
+		f.Close()
+		return nil, 0, fmt.Errorf("open %s: is a directory", loc)
+	}
+	return f, st.Size(), nil
+}
+
+func openParquet(f parquet.ReaderAtSeeker, props *parquet.ReaderProperties) (pf *file.Reader, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("corrupt file: %v", p)
@@ -308,11 +332,7 @@ func guard[T any](f func() (T, error)) (v T, err error) {
 
 // FileSHA256 returns the hex sha256 of the file at loc.
 func FileSHA256(loc string) (string, error) {
-	path, err := LocalPath(loc)
-	if err != nil {
-		return "", err
-	}
-	f, err := os.Open(path)
+	f, _, err := openFile(loc)
 	if err != nil {
 		return "", err
 	}

@@ -2,10 +2,7 @@ package dataset
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -16,26 +13,13 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/modax/modax-ml/internal/atomicfile"
+	"github.com/modax/modax-ml/internal/location"
 )
 
-// LocalPath resolves a location string to a local file path. Only local paths
-// and file:// URLs are supported; other schemes (s3://, gs://, ...) are refused.
-func LocalPath(loc string) (string, error) {
-	if loc == "" {
-		return "", errors.New("empty location")
-	}
-	if i := strings.Index(loc, "://"); i > 0 {
-		u, err := url.Parse(loc)
-		if err != nil {
-			return "", fmt.Errorf("location %q: %w", loc, err)
-		}
-		if u.Scheme != "file" {
-			return "", fmt.Errorf("location %q: scheme %q is not supported (only local paths and file:// URLs)", loc, u.Scheme)
-		}
-		return u.Path, nil
-	}
-	return loc, nil
-}
+// LocalPath resolves a location string to a local file path: a local path or
+// a file:// URL. A bucket location (s3://…) is refused (exit 2) — for the
+// callers that need a local file; Open, Create and FileSHA256 take either.
+func LocalPath(loc string) (string, error) { return location.Local(loc) }
 
 // Writer writes one Parquet file (zstd, one row group per batch) atomically.
 type Writer struct {
@@ -98,9 +82,13 @@ func Create(loc string, schema *arrow.Schema, opts ...WriterOption) (*Writer, er
 	for _, o := range opts {
 		o(&cfg)
 	}
-	path, err := LocalPath(loc)
-	if err != nil {
-		return nil, err
+	path := loc
+	if !location.IsRemote(loc) {
+		p, err := LocalPath(loc)
+		if err != nil {
+			return nil, err
+		}
+		path = p
 	}
 	meta := metaFromArrow(schema.Metadata())
 	if meta[MetaSchema] == "" {

@@ -23,15 +23,15 @@
 package drift
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"sort"
 
-	"github.com/modax/modax-ml/internal/dataset"
+	"github.com/modax/modax-ml/internal/location"
 )
 
 // Quantiles is the number of quantile points a Distribution stores.
@@ -307,11 +307,7 @@ type Reference struct {
 // ReadReference reads the "reference" section of a validation report (the
 // JSON file validate writes) at loc.
 func ReadReference(loc string) (*Reference, error) {
-	path, err := dataset.LocalPath(loc)
-	if err != nil {
-		return nil, err
-	}
-	b, err := os.ReadFile(path)
+	b, err := location.ReadFile(context.Background(), loc)
 	if err != nil {
 		return nil, fmt.Errorf("read reference: %w", err)
 	}

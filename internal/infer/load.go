@@ -2,8 +2,9 @@ package infer
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
+
+	"github.com/modax/modax-ml/internal/location"
 
 	"golang.org/x/sync/errgroup"
 
@@ -16,7 +17,7 @@ import (
 // forward pass on workers goroutines; a path ending in .onnx is loaded with
 // LoadONNX.
 func Load(path string, workers int) (*Model, error) {
-	if strings.EqualFold(filepath.Ext(path), ".onnx") {
+	if strings.EqualFold(location.Ext(path), ".onnx") {
 		return LoadONNX(path, workers)
 	}
 	ck, err := model.Load(path)

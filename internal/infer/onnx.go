@@ -1,15 +1,16 @@
 package infer
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strconv"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
+	"github.com/modax/modax-ml/internal/location"
 	"github.com/modax/modax-ml/internal/model"
 	"github.com/modax/modax-ml/internal/onnxmodel"
 )
@@ -21,7 +22,7 @@ import (
 // scaler embedded takes raw sensor values, so predict un-scales the windows
 // for it.
 func LoadONNX(path string, workers int) (*Model, error) {
-	b, err := os.ReadFile(path)
+	b, err := location.ReadFile(context.Background(), path)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}

@@ -6,13 +6,15 @@ package metricsfile
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"slices"
+
+	"github.com/modax/modax-ml/internal/location"
 )
 
 // Schema is the value of the "schema" key.
@@ -51,7 +53,7 @@ type File struct {
 
 // Read reads and checks a metrics file.
 func Read(path string) (*File, error) {
-	b, err := os.ReadFile(path)
+	b, err := location.ReadFile(context.Background(), path)
 	if err != nil {
 		return nil, fmt.Errorf("read metrics: %w", err)
 	}

@@ -2,18 +2,19 @@ package model
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"sort"
 
 	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/exitcode"
+	"github.com/modax/modax-ml/internal/location"
 )
 
 // maxHeader bounds the JSON header a reader accepts (100 MB, as the reference
@@ -115,7 +116,7 @@ func EncodeSafetensors(w io.Writer, tensors []*Tensor, meta map[string]string) e
 // dtypes) and weights that do not match the recorded digest are an error
 // naming the file.
 func ReadSafetensors(path string) ([]*Tensor, map[string]string, error) {
-	b, err := os.ReadFile(path)
+	b, err := location.ReadFile(context.Background(), path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read checkpoint: %w", err)
 	}
