@@ -5,7 +5,8 @@
 # with the environment pointing at it, and tears it down afterwards:
 #   - Debian packages: postgresql (server), python3-torch, python3-onnx,
 #     python3-scipy, python3-sklearn (oracles for /usr/bin/python3), libopenblas-dev;
-#   - npm packages of tools/interop (onnxruntime-node, @duckdb/node-api);
+#   - npm packages of tools/interop (onnxruntime-node, @duckdb/node-api, s3rver:
+#     the out-of-process S3 server of the s3:// tests);
 #   - a throwaway PostgreSQL cluster on a free local port (run as the postgres
 #     user when we are root: initdb refuses root), exported as MODAX_TEST_PG_DSN;
 #   - TimescaleDB (built from ../shared/vendor/timescaledb when that is beside
@@ -38,7 +39,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- npm packages for interop tests ----------------------------------------
-if [ -f "$root/tools/interop/package.json" ] && [ ! -d "$root/tools/interop/node_modules" ]; then
+if [ -f "$root/tools/interop/package.json" ] && { [ ! -d "$root/tools/interop/node_modules" ] || [ ! -e "$root/tools/interop/node_modules/.bin/s3rver" ]; }; then
   log "installing tools/interop npm packages"
   (cd "$root/tools/interop" && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
