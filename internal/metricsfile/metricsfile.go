@@ -72,7 +72,13 @@ func Decode(path string, b []byte) (*File, error) {
 	if f.Model.SHA256 == "" {
 		return nil, fmt.Errorf("metrics %s: model.sha256 is missing (which model do these metrics belong to?)", path)
 	}
-	if len(f.Splits) == 0 {
+	// encoding/json matches keys regardless of case, SplitsJSON (what
+	// export and deploy embed) by the exact key: they must agree.
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(b, &top); err != nil {
+		return nil, fmt.Errorf("metrics %s: %w", path, err)
+	}
+	if _, ok := top["splits"]; len(f.Splits) == 0 || !ok {
 		return nil, fmt.Errorf("metrics %s: no splits", path)
 	}
 	f.Path, f.Raw, f.SHA256 = path, json.RawMessage(slices.Clone(b)), sha(b)
