@@ -87,14 +87,22 @@ SEEDS  ?= 5
 cmapss: build
 	@CMAPSS_DIR='$(CMAPSS_DIR)' SUBSET='$(SUBSET)' SEEDS='$(SEEDS)' BIN='$(BIN)' scripts/cmapss.sh
 
-## fuzz: each fuzz target for FUZZTIME (default 30s)
-FUZZTIME ?= 30s
+## fuzz: every fuzz target of every package (found by `go test -list`, in the
+## packages whose tests declare a `func Fuzz`), each for FUZZTIME (default 1m);
+## FUZZ=regexp picks targets. A failure stops it, the crasher saved (not
+## minimized: FUZZMINIMIZE, default 0s) under the package's testdata/fuzz/.
+FUZZTIME     ?= 1m
+FUZZ         ?= .
+FUZZMINIMIZE ?= 0s
 fuzz:
-	@for pkg in $$($(GO) list $(PKGS)); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
-	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	@n=0; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  fs=$$($(GO) test $(TAGS) -list '^Fuzz' $$dir) || { echo "$$fs"; exit 1; }; \
+	  for f in $$(echo "$$fs" | grep '^Fuzz' | grep -E -e '$(FUZZ)'); do \
+	    echo "fuzz $$dir $$f ($(FUZZTIME))"; \
+	    $(GO) test $(TAGS) -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) $$dir || exit 1; \
+	    n=$$((n+1)); \
 	  done; \
-	done
+	done; echo "fuzz: $$n targets, each $(FUZZTIME), no failure"
 
 cover:
 	$(TESTENV) $(GO) test $(TAGS) $(TESTFLAGS) -coverprofile=coverage.out $(PKGS)
