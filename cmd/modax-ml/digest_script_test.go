@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -165,4 +166,46 @@ func cmdSameDigest(ts *testscript.TestScript, neg bool, args []string) {
 	if same == neg {
 		ts.Fatalf("weights digests equal: %v, want %v", same, !neg)
 	}
+}
+
+// cmdStripDigest writes IN without its recorded weights digest to OUT, as
+// files were written before digests were recorded:
+//
+//	strip-digest IN OUT
+func cmdStripDigest(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: strip-digest IN OUT")
+	}
+	b, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	var out []byte
+	if strings.HasSuffix(args[0], ".onnx") {
+		mp := &onnx.ModelProto{}
+		ts.Check(proto.Unmarshal(b, mp))
+		n := len(mp.MetadataProps)
+		mp.MetadataProps = slices.DeleteFunc(mp.MetadataProps, func(e *onnx.StringStringEntryProto) bool { return e.GetKey() == model.MetaWeightsSHA256 })
+		if len(mp.MetadataProps) == n {
+			ts.Fatalf("%s records no weights digest", args[0])
+		}
+		out, err = proto.MarshalOptions{Deterministic: true}.Marshal(mp)
+		ts.Check(err)
+	} else {
+		n := binary.LittleEndian.Uint64(b[:8])
+		var h map[string]json.RawMessage
+		ts.Check(json.Unmarshal(b[8:8+n], &h))
+		var meta map[string]string
+		ts.Check(json.Unmarshal(h["__metadata__"], &meta))
+		if _, ok := meta[model.MetaWeightsSHA256]; !ok {
+			ts.Fatalf("%s records no weights digest", args[0])
+		}
+		delete(meta, model.MetaWeightsSHA256)
+		m, err := json.Marshal(meta)
+		ts.Check(err)
+		h["__metadata__"] = m
+		hdr, err := json.Marshal(h)
+		ts.Check(err)
+		out = binary.LittleEndian.AppendUint64(nil, uint64(len(hdr)))
+		out = append(append(out, hdr...), b[8+n:]...)
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), out, 0o644))
 }

@@ -62,6 +62,7 @@ func TestScript(t *testing.T) {
 			"truncate-file": cmdTruncateFile, // digest_script_test.go
 			"huge-shape":    cmdHugeShape,    // digest_script_test.go
 			"same-digest":   cmdSameDigest,   // digest_script_test.go
+			"strip-digest":  cmdStripDigest,  // digest_script_test.go
 			"s3server":      cmdS3Server,     // s3_script_test.go
 			"s3ls":          cmdS3Ls,         // s3_script_test.go
 			// hardlink NEW OLD: a second name for the file OLD.
