@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/metrics"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/parquet"
@@ -259,4 +261,31 @@ func FuzzSweepFile(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fuzzRead(t, dir, b, func(loc string) { _, _, _, _ = ReadSweep(context.Background(), loc) })
 	})
+}
+
+// TestCorruptArrowSchema: the failures file FuzzFailuresFile found, whose
+// ARROW:schema claims ~40 million child fields (arrow-go allocated 4 GiB for
+// them), is refused before arrow-go reads it, naming the file.
+func TestCorruptArrowSchema(t *testing.T) {
+	b, err := os.ReadFile("testdata/fuzz/FuzzFailuresFile/0718f99a9dd1c18c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lit := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[1]), "[]byte("), ")")
+	data, err := strconv.Unquote(lit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := filepath.Join(t.TempDir(), "failures.parquet")
+	if err := os.WriteFile(loc, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := heapAllocs()
+	_, _, err = ReadFailures(context.Background(), loc)
+	if err == nil || !strings.Contains(err.Error(), "open "+loc+": not a readable Parquet file (corrupt?): corrupt Arrow schema") {
+		t.Errorf("ReadFailures: %v", err)
+	}
+	if n := heapAllocs() - before; n > 16<<20 {
+		t.Errorf("refusing it allocated %d MiB", n>>20)
+	}
 }
