@@ -33,6 +33,9 @@ func testModel(t *testing.T, feats []string, window int, sc dataset.Scaler) *Mod
 			p.Get(n).Data[i] *= 100
 		}
 	}
+	// Centre the outputs inside [0, horizon], where predict does not clip
+	// them, so that comparisons of its outputs compare the model's.
+	p.Get("fc2.bias").Data[0] += 80
 	ck := &model.Checkpoint{Params: p, Info: model.Info{Arch: p.Arch, Features: feats, Window: window, Scaler: sc,
 		Horizon: 100, Thresholds: dataset.DefaultThresholds, ModelVersion: "m1"}}
 	m, err := FromCheckpoint("model.safetensors", "sha-m1", ck, NewReference(p, window, 3))
@@ -146,8 +149,8 @@ func TestPredictBatchesAndScaling(t *testing.T) {
 			t.Fatalf("batch %d: %d predictions", bs, len(ps))
 		}
 		for i, p := range ps {
-			if p.RULPred != float64(want[i]) {
-				t.Fatalf("batch %d row %d: %g, want %g", bs, i, p.RULPred, want[i])
+			if w := m.Clip(float64(want[i])); p.RULPred != w {
+				t.Fatalf("batch %d row %d: %g, want %g (the model's %g clipped to [0, %g])", bs, i, p.RULPred, w, want[i], m.Horizon)
 			}
 			if p.HealthPred != dataset.DefaultThresholds.Classify(p.RULPred) || p.Device != w.Device[i] || p.RULTrue != w.RUL[i] || p.Split != w.Split[i] {
 				t.Fatalf("row %d: %+v", i, p)
@@ -168,10 +171,18 @@ func TestPredictBatchesAndScaling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	inside := 0
 	for i, p := range ps {
-		if d := math.Abs(p.RULPred - float64(want[i])); d > 1e-3*math.Max(1, math.Abs(float64(want[i]))) {
-			t.Fatalf("rescaled row %d: %g, want %g", i, p.RULPred, want[i])
+		w := m.Clip(float64(want[i]))
+		if d := math.Abs(p.RULPred - w); d > 1e-3*math.Max(1, math.Abs(w)) {
+			t.Fatalf("rescaled row %d: %g, want %g", i, p.RULPred, w)
 		}
+		if w > 0 && w < m.Horizon {
+			inside++
+		}
+	}
+	if inside < len(ps)/2 {
+		t.Fatalf("only %d of %d outputs inside (0, %g): the test compares clipped constants", inside, len(ps), m.Horizon)
 	}
 }
 
