@@ -6,15 +6,15 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	"net/url"
+
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/s3blob"
-	"net/url"
 
 	"github.com/modax/modax-ml/internal/atomicfile"
 	"github.com/modax/modax-ml/internal/exitcode"
@@ -184,6 +184,14 @@ func TestObjects(t *testing.T) {
 		for err := range errs {
 			t.Fatal(err)
 		}
+		// io.Copy streams it (Object.WriteTo) from the offset Seek set.
+		if _, err := o.Seek(5, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if n, err := io.Copy(&buf, o); err != nil || n != int64(len(data)-5) || !bytes.Equal(buf.Bytes(), data[5:]) {
+			t.Fatalf("io.Copy: %d bytes, %v", n, err)
+		}
 		tail := make([]byte, 1000)
 		n, err := o.ReadAt(tail, int64(len(data)-10))
 		if n != 10 || err != io.EOF || !bytes.Equal(tail[:10], data[len(data)-10:]) {
@@ -271,5 +279,4 @@ func TestCheckOutputsRemote(t *testing.T) {
 	if err := atomicfile.CheckOutputs(in, []atomicfile.Path{atomicfile.P("--out", "w.parquet")}); err != nil {
 		t.Fatal(err)
 	}
-	_ = os.Getenv
 }
