@@ -149,6 +149,12 @@ func Redact(dsn string) string {
 			if isSecret(p.key) {
 				b.WriteString(dsn[last:p.start])
 				b.WriteString(redacted)
+				if p.end < len(dsn) && !strings.ContainsRune(" \t\n\r\f\v", rune(dsn[p.end])) {
+					// A quoted value ends at its quote, and libpq reads the
+					// next parameter right after it: the unquoted
+					// placeholder needs a space to end there too.
+					b.WriteByte(' ')
+				}
 				last = p.end
 			}
 		}

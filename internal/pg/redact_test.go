@@ -29,6 +29,7 @@ func TestRedact(t *testing.T) {
 		{"kv upper case key", "host=db PASSWORD=s3cret", "host=db PASSWORD=xxxxx", []string{"s3cret"}},
 		{"kv no secret", "host=db dbname=modax", "host=db dbname=modax", nil},
 		{"kv empty quoted", "host=db password=''", "host=db password=xxxxx", nil},
+		{"kv quoted, next key right after the quote", "host=db password='p w'user=bob", "host=db password=xxxxx user=bob", []string{"p w"}},
 		{"kv unterminated quote", "host=db password='never closed", unparseable, nil},
 		{"kv no =", "host=db s3cret", unparseable, nil},
 		{"bad url", "postgres://alice:pw@db:port/x\x7f", unparseable, nil},
