@@ -16,6 +16,7 @@ import (
 // benchWindows writes n windows of t × f values (C-MAPSS-like: 30 × 14) to
 // a local file and returns its bytes.
 func benchWindows(b *testing.B, n, t, f int) []byte {
+	b.Helper()
 	feats := make([]string, f)
 	for j := range feats {
 		feats[j] = "s" + strconv.Itoa(j)
@@ -62,6 +63,7 @@ func benchWindows(b *testing.B, n, t, f int) []byte {
 func BenchmarkReadWindows(b *testing.B) {
 	data := benchWindows(b, 20_000, 30, 14)
 	read := func(b *testing.B, loc string) {
+		b.Helper()
 		b.ReportAllocs()
 		b.SetBytes(20_000 * 30 * 14 * 4)
 		for b.Loop() {

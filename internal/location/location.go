@@ -53,7 +53,7 @@ func Local(loc string) (string, error) {
 	if i := strings.Index(loc, "://"); i > 0 {
 		u, err := url.Parse(loc)
 		if err != nil {
-			return "", fmt.Errorf("%w: location %q: %v", exitcode.ErrUsage, loc, err)
+			return "", fmt.Errorf("%w: location %q: %w", exitcode.ErrUsage, loc, err)
 		}
 		return u.Path, nil
 	}
@@ -75,7 +75,7 @@ func (r Ref) String() string { return Redact(r.loc) }
 func Parse(loc string) (Ref, error) {
 	u, err := url.Parse(loc)
 	if err != nil {
-		return Ref{}, fmt.Errorf("%w: location %q: %v", exitcode.ErrUsage, Redact(loc), err)
+		return Ref{}, fmt.Errorf("%w: location %q: %w", exitcode.ErrUsage, Redact(loc), err)
 	}
 	if u.User != nil {
 		return Ref{}, fmt.Errorf("%w: location %s: credentials do not belong in the URL; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or an AWS profile", exitcode.ErrUsage, Redact(loc))
@@ -151,7 +151,7 @@ func bucket(ctx context.Context, ref Ref) (*blob.Bucket, error) {
 	}
 	b, err := (&s3blob.URLOpener{}).OpenBucketURL(ctx, u)
 	if err != nil {
-		return nil, fmt.Errorf("%w: location %s: %v", exitcode.ErrUsage, ref, err)
+		return nil, fmt.Errorf("%w: location %s: %w", exitcode.ErrUsage, ref, err)
 	}
 	buckets[id] = b
 	return b, nil
@@ -240,7 +240,7 @@ func (o *Object) Read(p []byte) (int, error) {
 	}
 	n, err := o.ReadAt(p, o.off)
 	o.off += int64(n)
-	if err == io.EOF && n > 0 {
+	if errors.Is(err, io.EOF) && n > 0 {
 		err = nil
 	}
 	return n, err

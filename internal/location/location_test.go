@@ -103,7 +103,7 @@ func keys(t *testing.T, bucket string) []string {
 	it := b.List(&blob.ListOptions{})
 	for {
 		o, err := it.Next(context.Background())
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
@@ -117,6 +117,7 @@ func keys(t *testing.T, bucket string) []string {
 // servers runs f against the in-process gofakes3 server and the
 // out-of-process npm s3rver.
 func servers(t *testing.T, f func(t *testing.T, bucket string)) {
+	t.Helper()
 	t.Run("gofakes3", func(t *testing.T) {
 		testutil.FakeS3(t, "fleet")
 		f(t, "fleet")
@@ -128,7 +129,7 @@ func servers(t *testing.T, f func(t *testing.T, bucket string)) {
 }
 
 func TestObjects(t *testing.T) {
-	servers(t, func(t *testing.T, bucket string) {
+	servers(t, func(t *testing.T, bucket string) { //nolint:thelper // a subtest body run by servers
 		ctx := context.Background()
 		loc := "s3://" + bucket + "/runs/a/data.bin"
 		// 3 MiB: more than one multipart part on the SDK's uploader? (5 MiB is
@@ -194,7 +195,7 @@ func TestObjects(t *testing.T) {
 		}
 		tail := make([]byte, 1000)
 		n, err := o.ReadAt(tail, int64(len(data)-10))
-		if n != 10 || err != io.EOF || !bytes.Equal(tail[:10], data[len(data)-10:]) {
+		if n != 10 || !errors.Is(err, io.EOF) || !bytes.Equal(tail[:10], data[len(data)-10:]) {
 			t.Fatalf("ReadAt past the end: %d, %v", n, err)
 		}
 
@@ -220,7 +221,7 @@ func TestObjects(t *testing.T) {
 }
 
 func TestSetCommit(t *testing.T) {
-	servers(t, func(t *testing.T, bucket string) {
+	servers(t, func(t *testing.T, bucket string) { //nolint:thelper // a subtest body run by servers
 		ctx := context.Background()
 		a, b := "s3://"+bucket+"/out/a.json", "s3://"+bucket+"/out/b.json"
 		write := func(va, vb string) error {

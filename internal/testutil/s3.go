@@ -73,7 +73,7 @@ func S3rverBin(root string) string {
 // HTTP, multipart and range requests) on a free port over dir with the given
 // buckets.
 func StartS3rver(bin, dir string, buckets ...string) (*S3Server, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
@@ -94,14 +94,15 @@ func StartS3rver(bin, dir string, buckets ...string) (*S3Server, error) {
 	stop := func() { cancel(); _ = cmd.Wait() }
 	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		resp, err := http.Get(endpoint + "/")
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/", nil)
+		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			break
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return nil, fmt.Errorf("s3rver did not come up on %s: %v\n%s", endpoint, err, out.String())
+			return nil, fmt.Errorf("s3rver did not come up on %s: %w\n%s", endpoint, err, out.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
