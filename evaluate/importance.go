@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -211,6 +212,15 @@ func figImportance(imp *Importance) *Figure {
 	if imp == nil || len(imp.Features) == 0 {
 		return nil
 	}
+	return &Figure{ID: importanceFigure, Title: "Which sensors matter: permutation importance", SVG: ImportanceChart(importanceFigure, imp),
+		Caption: "How much worse (RMSE, hours) the model gets when one input feature's values are shuffled across the windows, mean ± one standard deviation over the seeded repeats. A bar near 0 is a feature the model does not use; a negative value (no bar) means shuffling it helped: noise."}
+}
+
+// ImportanceChart is the permutation importance as an SVG bar chart (the
+// report's figure; modax-ml ui's run page): one bar per feature in the
+// order of imp.Features (largest mean first), its value ± one standard
+// deviation. id is the svg element's id.
+func ImportanceChart(id string, imp *Importance) template.HTML {
 	var bars []svgchart.Bar
 	for _, f := range imp.Features {
 		note := ""
@@ -220,14 +230,12 @@ func figImportance(imp *Importance) *Figure {
 		bars = append(bars, svgchart.Bar{Label: f.Feature, Value: float64(f.Mean), Note: note})
 	}
 	title := fmt.Sprintf("Permutation importance: RMSE increase (%s, %d windows, %d repeats; baseline %.3g h)", imp.Split, imp.Windows, imp.Repeats, float64(imp.BaselineRMSE))
-	svg := svgchart.BarChart(importanceFigure, title, "h", bars, func(v float64) string {
+	return svgchart.BarChart(id, title, "h", bars, func(v float64) string {
 		if !svgchart.Finite(v) {
 			return "—"
 		}
 		return fmt.Sprintf("%+.2f", v)
 	})
-	return &Figure{ID: importanceFigure, Title: "Which sensors matter: permutation importance", SVG: svg,
-		Caption: "How much worse (RMSE, hours) the model gets when one input feature's values are shuffled across the windows, mean ± one standard deviation over the seeded repeats. A bar near 0 is a feature the model does not use; a negative value (no bar) means shuffling it helped: noise."}
 }
 
 // The report sections of the permutation importance (templates "importance"

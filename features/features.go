@@ -687,6 +687,10 @@ func (r *run) write(ctx context.Context, meta dataset.Meta) (*Result, error) {
 			}
 		}
 	}
+	m.MustSet(dataset.MetaHealthIndicators, res.HealthIndicators)
+	if err := ww.SetMeta(dataset.MetaHealthIndicators, m[dataset.MetaHealthIndicators]); err != nil {
+		return nil, fmt.Errorf("features: %w", err)
+	}
 	if err := ww.Commit(); err != nil {
 		return nil, fmt.Errorf("features: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"reflect"
 
 	"github.com/modax/modax-ml/internal/dataset"
 	"testing"
@@ -61,5 +62,25 @@ func TestHealthIndicators(t *testing.T) {
 	// wear rises strictly at every window end: monotonicity exactly 1.
 	if *wear.Monotonicity != 1 {
 		t.Errorf("wear monotonicity %v, want 1", *wear.Monotonicity)
+	}
+	// The same ratings are stored in windows.parquet (modax.health_indicators,
+	// what modax-ml ui reads), and only there.
+	for _, f := range []struct {
+		name, kind string
+		want       bool
+	}{{"windows.parquet", dataset.KindWindows, true}, {"stats.parquet", dataset.KindStats, false}} {
+		r, err := dataset.Open(filepath.Join(dir, f.name), f.kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stored HealthIndicators
+		ok, err := r.Meta().Get(dataset.MetaHealthIndicators, &stored)
+		r.Close()
+		if err != nil || ok != f.want {
+			t.Fatalf("%s: %s present %v (want %v), %v", f.name, dataset.MetaHealthIndicators, ok, f.want, err)
+		}
+		if ok && !reflect.DeepEqual(&stored, h) {
+			t.Errorf("%s: stored %+v, computed %+v", f.name, stored, *h)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modax/modax-ml/evaluate"
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/runtable"
 	"github.com/modax/modax-ml/internal/tracking"
@@ -36,6 +37,18 @@ var funcs = template.FuncMap{
 	"utime":    dataset.TimeOf,
 	"unix":     func(s int64) time.Time { return time.Unix(s, 0) },
 	"deref":    deref,
+	"hnum": func(v evaluate.Float) string {
+		if !v.Valid() {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f", float64(v))
+	},
+	"qnum": func(p *float64) string {
+		if p == nil {
+			return "–"
+		}
+		return fmt.Sprintf("%.3f", *p)
+	},
 	"filesList": func(files map[string]bool) []string {
 		var out []string
 		for _, f := range runFiles[1:] {
@@ -317,6 +330,7 @@ type runData struct {
 	Validation *validationSummary
 	ValError   string
 	Lineage    []lineageRow
+	Sensors    sensorsData
 }
 
 // validationSummary is the part of validate's report (validation.json) the
@@ -378,6 +392,7 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		d.ValError = err.Error()
 	}
+	d.Sensors = loadSensors(rec)
 	s.render(w, http.StatusOK, "run", "Run "+rec.RunID, d)
 }
 

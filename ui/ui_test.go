@@ -6,9 +6,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/modax/modax-ml/features"
+	"github.com/modax/modax-ml/internal/dataset"
 )
 
 // writeFile writes content to dir/name, creating directories.
@@ -40,12 +44,48 @@ const runB = `{"schema": "modax.run/v1", "run_id": "b", "status": "failed", "err
  "params": {"train.epochs": "3", "train.lr": "0.001"},
  "final_metrics": {"test_rmse": 14.5}}`
 
+// metricsA has the permutation importance, its features out of order (the
+// page sorts them), one std undefined.
+const metricsA = `{"schema": "modax.metrics/v1", "model": {"path": "model.safetensors", "sha256": "2c26"}, "splits": {},
+ "feature_importance": {"split": "test", "windows": 40, "windows_available": 90, "last_window_only": false, "repeats": 3, "seed": 1,
+   "baseline_rmse": 8.5, "seconds": 0.2, "features": [
+   {"feature": "noise_mean", "rmse_increase_mean": -0.04, "rmse_increase_std": null, "rmse_increase": [-0.04]},
+   {"feature": "wear_mean", "rmse_increase_mean": 6.25, "rmse_increase_std": 0.5, "rmse_increase": [6, 6, 6.75]},
+   {"feature": "temp_mean", "rmse_increase_mean": 1.5, "rmse_increase_std": 0.25, "rmse_increase": [1.25, 1.5, 1.75]}]}}`
+
+// writeHealthWindows writes a windows file whose modax.health_indicators
+// rates two features, the worse one first (the page sorts by score).
+func writeHealthWindows(t *testing.T, loc string) {
+	t.Helper()
+	p := func(v float64) *float64 { return &v }
+	h := features.HealthIndicators{Split: "train", Source: "window mean", Lives: 7, MaxPoints: 512, Features: []features.FeatureQuality{
+		{Feature: "noise_mean", Monotonicity: p(0.05), Trendability: p(0.01), Prognosability: nil, Score: p(0.03)},
+		{Feature: "wear_mean", Monotonicity: p(1), Trendability: p(0.9125), Prognosability: p(0.875), Score: p(0.929167)},
+	}}
+	m := dataset.Meta{}
+	m.MustSet(dataset.MetaHealthIndicators, h)
+	wm := dataset.WindowsMeta{Window: 2, Stride: 1, Features: []string{"wear_mean", "noise_mean"}, Horizon: 100, Thresholds: dataset.DefaultThresholds,
+		Scaler: dataset.Scaler{Kind: "zscore", Features: []string{"wear_mean", "noise_mean"}, Offset: []float64{0, 0}, Scale: []float64{1, 1}}}
+	w, err := dataset.CreateWindows(loc, wm, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Append(&dataset.Window{Tenant: "t", Device: "d", End: 1, RUL: 5, RULRaw: 5, Health: dataset.Critical, Split: dataset.SplitTrain, X: make([]float32, 4)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func newTestServer(t *testing.T) (*httptest.Server, string) {
 	t.Helper()
 	dir := t.TempDir()
 	writeFile(t, dir, "runs/a/run.json", runA)
 	writeFile(t, dir, "runs/a/report.html", "<html><body><h1>report of a</h1></body></html>")
 	writeFile(t, dir, "runs/a/plots/x.txt", "plot")
+	writeFile(t, dir, "runs/a/metrics.json", metricsA)
+	writeHealthWindows(t, filepath.Join(dir, "runs/a/windows.parquet"))
 	writeFile(t, dir, "runs/b/run.json", runB)
 	writeFile(t, dir, "secret.txt", "TOP SECRET")
 	if err := os.Symlink(filepath.Join(dir, "secret.txt"), filepath.Join(dir, "runs/a/link.txt")); err != nil {
@@ -100,7 +140,14 @@ func TestPages(t *testing.T) {
 		{"GET", "/compare?run=a&run=zzz", 404, []string{`no run &#34;zzz&#34;`}, nil},
 		{"GET", "/compare?run=a&run=..", 404, nil, nil},
 		{"GET", "/runs/a", 200, []string{`id="report" href="/runs/a/files/report.html"`, `id="stage-timings"`, "windows.parquet", "2c26b46b68ff", "no validation.json"}, nil},
-		{"GET", "/runs/b", 200, []string{"train: loss is NaN"}, nil},
+		// Which sensors matter: importance sorted with its chart, health
+		// indicators sorted by score; a run without them says so.
+		{"GET", "/runs/a", 200, []string{`id="sensors"`, `<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="importance-chart"`, "baseline 8.5 h", "40 of 90, evenly spread",
+			`(?s)id="importance".*<td>wear_mean</td><td class="n">6.25</td><td class="n">0.50</td>.*<td>temp_mean</td>.*<td>noise_mean</td><td class="n">-0.04</td><td class="n">–</td>`,
+			`(?s)id="health-indicators".*<td>wear_mean</td><td class="n">1.000</td><td class="n">0.912</td><td class="n">0.875</td><td class="n">0.929</td>.*<td>noise_mean</td><td class="n">0.050</td><td class="n">0.010</td><td class="n">–</td>`,
+			"7 run-to-failure lives", "<code>windows.parquet</code>"},
+			[]string{"No permutation importance", "No health-indicator quality"}},
+		{"GET", "/runs/b", 200, []string{"train: loss is NaN", `id="no-importance"`, `id="no-health-indicators"`}, []string{`id="importance-chart"`}},
 		{"GET", "/runs/zzz", 404, nil, nil},
 		{"GET", "/runs/a/files/report.html", 200, []string{"report of a"}, nil},
 		{"GET", "/runs/a/files/plots/x.txt", 200, []string{"plot"}, nil},
@@ -128,7 +175,11 @@ func TestPages(t *testing.T) {
 				t.Fatalf("status %d, want %d; body:\n%s", code, tc.status, body)
 			}
 			for _, w := range tc.want {
-				if !strings.Contains(body, w) {
+				if strings.HasPrefix(w, "(?s)") { // a regular expression (an order across rows)
+					if !regexp.MustCompile(w).MatchString(body) {
+						t.Errorf("body does not match %q:\n%s", w, body)
+					}
+				} else if !strings.Contains(body, w) {
 					t.Errorf("body lacks %q:\n%s", w, body)
 				}
 			}

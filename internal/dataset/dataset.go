@@ -52,6 +52,9 @@ const (
 	MetaScaler      = "modax.scaler"
 	MetaSplit       = "modax.split"
 	MetaModel       = "modax.model"
+	// MetaHealthIndicators is features' health-indicator quality of every
+	// input feature (features.HealthIndicators as JSON) in windows.parquet.
+	MetaHealthIndicators = "modax.health_indicators"
 	// MetaWriteSet is the ID of the write set a file was committed in
 	// (InSet; internal/atomicfile): the files one run of a stage writes
 	// together carry the same one. Checkpoints use the same key.
