@@ -4,11 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"context"
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
+	"github.com/modax/modax-ml/internal/location"
 )
 
 // CMAPSSEpoch is the time of cycle 0 of every C-MAPSS unit: cycle c is read
@@ -51,17 +51,17 @@ const cmapssFields = 2 + 24
 // Errors name the file and line. A file named test_* without rulPath is refused:
 // its units do not fail at their last cycle.
 func ReadCMAPSS(path, rulPath, tenant string) (frames []*dataset.Frame, failures []dataset.Failure, sensors []string, err error) {
-	if rulPath == "" && strings.HasPrefix(strings.ToLower(filepath.Base(path)), "test_") {
+	if rulPath == "" && strings.HasPrefix(strings.ToLower(location.Base(path)), "test_") {
 		return nil, nil, nil, fmt.Errorf("%w: %s looks like a C-MAPSS test file, whose units do not fail at their last cycle: give the true RUL with --rul RUL_FD00x.txt", exitcode.ErrUsage, path)
 	}
-	f, err := os.Open(path)
+	f, err := location.OpenStream(context.Background(), path)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("cmapss: %w", err)
 	}
 	defer f.Close()
 	var rul []float64
 	if rulPath != "" {
-		rf, err := os.Open(rulPath)
+		rf, err := location.OpenStream(context.Background(), rulPath)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("cmapss: %w", err)
 		}

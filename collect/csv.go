@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/modax/modax-ml/internal/dataset"
+	"github.com/modax/modax-ml/internal/location"
 	"github.com/modax/modax-ml/internal/runenv"
 )
 
@@ -186,7 +186,7 @@ type csvFrame struct {
 // The frames are sorted by tenant, device and time; failures by tenant,
 // device and time. Errors name the file and line.
 func ReadCSV(path, failuresPath, tenant string) (frames []*dataset.Frame, failures []dataset.Failure, sensors []string, err error) {
-	f, err := os.Open(path)
+	f, err := location.OpenStream(context.Background(), path)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -196,7 +196,7 @@ func ReadCSV(path, failuresPath, tenant string) (frames []*dataset.Frame, failur
 		return nil, nil, nil, err
 	}
 	if failuresPath != "" {
-		ff, err := os.Open(failuresPath)
+		ff, err := location.OpenStream(context.Background(), failuresPath)
 		if err != nil {
 			return nil, nil, nil, err
 		}

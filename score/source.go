@@ -2,16 +2,14 @@ package score
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
+	"github.com/modax/modax-ml/internal/location"
 )
 
 // device is one device as a source hands it over: its readings since the
@@ -102,7 +100,7 @@ func openFile(ctx context.Context, s *settings, cols []string) (*fileSource, err
 // readFailures reads the failure log; the default file may be absent (no
 // failures known), a named one must exist. It returns nil when there is none.
 func readFailures(ctx context.Context, s *settings) ([]dataset.Failure, error) {
-	if _, err := os.Stat(s.Failures); errors.Is(err, fs.ErrNotExist) && s.Failures == DefaultOptions().Failures {
+	if ok, err := location.Exists(ctx, s.Failures); err == nil && !ok && s.Failures == DefaultOptions().Failures {
 		return nil, nil
 	}
 	fs, _, err := dataset.ReadFailures(ctx, s.Failures)

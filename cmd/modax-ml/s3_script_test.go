@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"sort"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -43,18 +45,34 @@ func cmdS3Server(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("S3ENDPOINT", srv.Endpoint)
 }
 
+// cmdS3Put: s3put FILE BUCKET KEY uploads a file of the script's directory.
+func cmdS3Put(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: s3put FILE BUCKET KEY")
+	}
+	data, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	_, err = s3Client(ts).PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(args[1]), Key: aws.String(args[2]), Body: bytes.NewReader(data)})
+	ts.Check(err)
+}
+
+// s3Client is an S3 client for the script's S3 server.
+func s3Client(ts *testscript.TestScript) *s3.Client {
+	return s3.New(s3.Options{
+		BaseEndpoint: aws.String(ts.Getenv("AWS_ENDPOINT_URL")),
+		UsePathStyle: true,
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider(ts.Getenv("AWS_ACCESS_KEY_ID"), ts.Getenv("AWS_SECRET_ACCESS_KEY"), ""),
+	})
+}
+
 // cmdS3Ls: s3ls BUCKET prints every key of the bucket (hidden temporaries
 // too), one per line with its size, to stdout.
 func cmdS3Ls(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: s3ls BUCKET")
 	}
-	c := s3.New(s3.Options{
-		BaseEndpoint: aws.String(ts.Getenv("AWS_ENDPOINT_URL")),
-		UsePathStyle: true,
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider(ts.Getenv("AWS_ACCESS_KEY_ID"), ts.Getenv("AWS_SECRET_ACCESS_KEY"), ""),
-	})
+	c := s3Client(ts)
 	var lines []string
 	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(args[0])})
 	for p.HasMorePages() {

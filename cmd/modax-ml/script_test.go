@@ -65,6 +65,7 @@ func TestScript(t *testing.T) {
 			"strip-digest":  cmdStripDigest,  // digest_script_test.go
 			"s3server":      cmdS3Server,     // s3_script_test.go
 			"s3ls":          cmdS3Ls,         // s3_script_test.go
+			"s3put":         cmdS3Put,        // s3_script_test.go
 			// hardlink NEW OLD: a second name for the file OLD.
 			"hardlink": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 2 {

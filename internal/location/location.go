@@ -621,3 +621,28 @@ func Remove(ctx context.Context, loc string) error {
 // Ext is the extension of the location's last element (without a URL's
 // query).
 func Ext(loc string) string { return filepath.Ext(Base(loc)) }
+
+// OpenStream opens a file or object for one sequential read (a CSV or text
+// source): a local file, or one streaming GET of the object.
+func OpenStream(ctx context.Context, loc string) (io.ReadCloser, error) {
+	if !IsRemote(loc) {
+		p, err := Local(loc)
+		if err != nil {
+			return nil, err
+		}
+		return os.Open(p)
+	}
+	ref, err := Parse(loc)
+	if err != nil {
+		return nil, err
+	}
+	b, err := bucket(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	r, err := b.NewReader(ctx, ref.Key, nil)
+	if err != nil {
+		return nil, wrap("open", ref, err)
+	}
+	return r, nil
+}
