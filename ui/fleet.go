@@ -162,6 +162,11 @@ type deviceData struct {
 	Predictions    template.HTML
 	PredRun        string
 	PredN          int
+	// Sensor history: the device's readings up to its latest score, from
+	// the readings file that score was made from.
+	Sensors     []template.HTML
+	SensorsFrom string
+	SensorsN    int
 }
 
 func (s *Server) device(w http.ResponseWriter, r *http.Request) {
@@ -181,6 +186,7 @@ func (s *Server) device(w http.ResponseWriter, r *http.Request) {
 			ser.Y, ser.Lo, ser.Hi = append(ser.Y, sc.RUL), append(ser.Lo, sc.Lower), append(ser.Hi, sc.Upper)
 		}
 		d.RULChart = LineChart{ID: "rul-history", Title: "RUL at each score (band: interval)", XLabel: "last reading", YLabel: "RUL (hours)", XTime: true, YZero: true, Series: []Series{ser}}.SVG()
+		d.Sensors, d.SensorsFrom, d.SensorsN = s.sensorHistory(r.Context(), d.Latest)
 	}
 	// The newest run whose predictions cover the device: the model's RUL
 	// over the device's test windows, against the truth.
@@ -212,6 +218,72 @@ func (s *Server) device(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.render(w, http.StatusOK, "device", "Device "+dev, d)
+}
+
+// sensorHistoryRows is how many readings before the latest score the
+// device page draws.
+const sensorHistoryRows = 2000
+
+// sensorHistory draws each sensor of the device over the last
+// sensorHistoryRows readings up to the latest score, read from the readings
+// file that score was made from (the scores file's modax.inputs; a relative
+// path is taken from the ui's --dir). Nothing when that file is gone, is not
+// a readings file (scores from PostgreSQL), or lacks the device.
+func (s *Server) sensorHistory(ctx context.Context, latest *scoreRow) (charts []template.HTML, from string, n int) {
+	_, meta, err := dataset.ReadScores(ctx, latest.File)
+	if err != nil {
+		return nil, "", 0
+	}
+	var inputs []dataset.Input
+	if _, err := meta.Get(dataset.MetaInputs, &inputs); err != nil {
+		return nil, "", 0
+	}
+	for _, in := range inputs {
+		loc := in.Path
+		if !filepath.IsAbs(loc) && !strings.Contains(loc, "://") {
+			loc = filepath.Join(s.opts.Dir, loc)
+		}
+		rd, err := dataset.Open(loc, dataset.KindReadings)
+		if err != nil {
+			continue
+		}
+		sensors, err := rd.Sensors()
+		if err != nil {
+			rd.Close()
+			continue
+		}
+		var f *dataset.Frame
+		for fr, err := range rd.DeviceFrames(ctx, sensors) {
+			if err != nil {
+				break
+			}
+			if fr.Tenant == latest.Tenant && fr.Device == latest.Device {
+				f = fr
+				break
+			}
+		}
+		rd.Close()
+		if f == nil {
+			continue
+		}
+		hi := len(f.Time)
+		for hi > 0 && f.Time[hi-1] > latest.Time {
+			hi--
+		}
+		lo := max(0, hi-sensorHistoryRows)
+		if hi == lo {
+			continue
+		}
+		for j, name := range sensors {
+			ser := Series{Name: name, Color: j, Gaps: true}
+			for i := lo; i < hi; i++ {
+				ser.X, ser.Y = append(ser.X, float64(f.Time[i])/1e6), append(ser.Y, f.Sensors[j][i])
+			}
+			charts = append(charts, LineChart{ID: "sensor-" + name, Title: name, XLabel: "time", YLabel: name, XTime: true, Series: []Series{ser}}.SVG())
+		}
+		return charts, in.Path, hi - lo
+	}
+	return nil, "", 0
 }
 
 type monitorData struct {
