@@ -52,6 +52,15 @@ func (s *Server) allScores(ctx context.Context) ([]scoreRow, []string) {
 			rows = append(rows, scoreRow{Score: sc, File: f})
 		}
 	}
+	if s.opts.DBScores != nil {
+		ss, err := s.opts.DBScores(ctx)
+		if err != nil {
+			bad = append(bad, s.opts.DBName+": "+err.Error())
+		}
+		for _, sc := range ss {
+			rows = append(rows, scoreRow{Score: sc, File: s.opts.DBName})
+		}
+	}
 	// Oldest first; the same score (device, reading, scored_at) found in
 	// two files is kept once.
 	slices.SortStableFunc(rows, func(a, b scoreRow) int {
@@ -100,6 +109,9 @@ type classCount struct {
 func (s *Server) fleet(w http.ResponseWriter, r *http.Request) {
 	rows, bad := s.allScores(r.Context())
 	d := fleetData{Files: s.scoreFiles(), Problems: bad, RunsDir: s.opts.RunsDir, Dir: s.opts.Dir}
+	if s.opts.DBScores != nil {
+		d.Files = append(d.Files, s.opts.DBName)
+	}
 	byDev := map[[2]string][]scoreRow{}
 	var order [][2]string
 	for _, sc := range rows {

@@ -17,6 +17,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/modax/modax-ml/internal/dataset"
 )
 
 //go:embed templates/*.html static/*
@@ -31,7 +33,12 @@ type Options struct {
 	// Dir is the working directory: scores*.parquet files there are read
 	// by the fleet page besides those in the run directories.
 	Dir string
-	Log *slog.Logger
+	// DBScores, when set, reads the latest scores of the database's
+	// prediction table (DBName names it on the fleet page); the ui calls it
+	// on every fleet and device page.
+	DBScores func(ctx context.Context) ([]dataset.Score, error)
+	DBName   string
+	Log      *slog.Logger
 	// Now dates running runs (default time.Now).
 	Now func() time.Time
 }

@@ -11,10 +11,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modax/modax-ml/deploy"
+	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
+	"github.com/modax/modax-ml/internal/pg"
 	"github.com/modax/modax-ml/internal/tracking"
 	"github.com/modax/modax-ml/ui"
 )
+
+// uiDBScoresPerDevice is how many of each device's newest rows of the
+// prediction table the ui reads (its RUL history and trend).
+const uiDBScoresPerDevice = 200
 
 // defaultUIAddr is where `modax-ml ui` listens: loopback only.
 const defaultUIAddr = "127.0.0.1:8765"
@@ -29,8 +35,9 @@ func newUICmd(a *app) *cobra.Command {
 sortable, filterable table; tick runs to compare them: differing params, metric deltas, learning
 curves with the best epoch), a page per run (report.html, stage timings, validation findings,
 lineage, artifacts), Fleet (the latest score of every device from scores*.parquet in --dir and
-the run directories, with a click-through to its RUL history; the monitor history from
-runs/*/monitor.json) and Models (deploy list with gate decisions and test metrics).
+the run directories and, when a database is configured (db.dsn or MODAX_DB_DSN), from its
+prediction table (score --to-db); with a click-through to its RUL and sensor history; the monitor
+history from runs/*/monitor.json) and Models (deploy list with gate decisions and test metrics).
 
 It listens on loopback (` + defaultUIAddr + `) unless --addr says otherwise; every asset is
 embedded, nothing is fetched from the network. The URL is printed on stderr.`,
@@ -42,12 +49,30 @@ embedded, nothing is fetched from the network. The URL is printed on stderr.`,
 			if err := checkAddr(cmd.Context(), addr); err != nil {
 				return err
 			}
-			srv, err := ui.New(ui.Options{
+			opts := ui.Options{
 				RunsDir:   a.path(a.cfg.Tracking.RunsDir),
 				ModelsDir: a.path(a.cfg.Deploy.ModelsDir),
 				Dir:       a.path("."),
 				Log:       a.log,
-			})
+			}
+			if a.cfg.DB.DSN != "" {
+				// The database is read only when one is configured (db.dsn,
+				// --dsn or MODAX_DB_DSN), through one pool for the server's life.
+				if err := a.cfg.DB.Check(); err != nil {
+					return err
+				}
+				pool, err := pg.Connect(cmd.Context(), a.cfg.DB)
+				if err != nil {
+					return fmt.Errorf("ui: %w", err)
+				}
+				defer pool.Close()
+				dbc := a.cfg.DB
+				opts.DBName = "PostgreSQL table " + dbc.PredictionTable
+				opts.DBScores = func(ctx context.Context) ([]dataset.Score, error) {
+					return pg.ReadScores(ctx, pool, dbc, uiDBScoresPerDevice)
+				}
+			}
+			srv, err := ui.New(opts)
 			if err != nil {
 				return err
 			}
