@@ -1,14 +1,11 @@
 package train
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"strings"
 
 	"github.com/modax/modax-ml/internal/atomicfile"
-	"github.com/modax/modax-ml/internal/location"
 	"github.com/modax/modax-ml/internal/model"
 )
 
@@ -106,13 +103,7 @@ func writeSidecar(set *atomicfile.Set, path string, arch model.Arch, sc *sidecar
 // readSidecar reads the optimizer state of a checkpoint of architecture
 // arch; a missing file is reported with fs.ErrNotExist.
 func readSidecar(path string, arch model.Arch) (*sidecar, error) {
-	if ok, err := location.Exists(context.Background(), path); err != nil || !ok {
-		if err == nil {
-			err = &fs.PathError{Op: "open", Path: path, Err: fs.ErrNotExist}
-		}
-		return nil, err
-	}
-	ts, meta, err := model.ReadSafetensors(path)
+	ts, meta, err := model.ReadSafetensors(path) // a missing file: its error wraps fs.ErrNotExist
 	if err != nil {
 		return nil, err
 	}

@@ -144,7 +144,7 @@ func openFile(loc string) (fileReader, int64, error) {
 		}
 		return o, o.Size(), nil
 	}
-	path, err := LocalPath(loc)
+	path, err := location.Local(loc)
 	if err != nil {
 		return nil, 0, err
 	}

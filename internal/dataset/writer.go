@@ -13,13 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/modax/modax-ml/internal/atomicfile"
-	"github.com/modax/modax-ml/internal/location"
 )
-
-// LocalPath resolves a location string to a local file path: a local path or
-// a file:// URL. A bucket location (s3://…) is refused (exit 2) — for the
-// callers that need a local file; Open, Create and FileSHA256 take either.
-func LocalPath(loc string) (string, error) { return location.Local(loc) }
 
 // Writer writes one Parquet file (zstd, one row group per batch) atomically.
 type Writer struct {
@@ -82,14 +76,6 @@ func Create(loc string, schema *arrow.Schema, opts ...WriterOption) (*Writer, er
 	for _, o := range opts {
 		o(&cfg)
 	}
-	path := loc
-	if !location.IsRemote(loc) {
-		p, err := LocalPath(loc)
-		if err != nil {
-			return nil, err
-		}
-		path = p
-	}
 	meta := metaFromArrow(schema.Metadata())
 	if meta[MetaSchema] == "" {
 		return nil, fmt.Errorf("create %s: schema metadata lacks %s", loc, MetaSchema)
@@ -110,7 +96,7 @@ func Create(loc string, schema *arrow.Schema, opts ...WriterOption) (*Writer, er
 	if cfg.set != nil {
 		create = cfg.set.Create
 	}
-	f, err := create(path)
+	f, err := create(loc) // a local path, file:// URL or bucket location
 	if err != nil {
 		return nil, err
 	}

@@ -169,6 +169,20 @@ func wrap(op string, ref Ref, err error) error {
 	return fmt.Errorf("%s %s: %w", op, ref, err)
 }
 
+// object parses a remote location naming one object (a key that is not a
+// "directory") and opens its bucket.
+func object(ctx context.Context, op, loc string) (Ref, *blob.Bucket, error) {
+	ref, err := Parse(loc)
+	if err != nil {
+		return Ref{}, nil, err
+	}
+	if ref.Key == "" || strings.HasSuffix(ref.Key, "/") {
+		return Ref{}, nil, fmt.Errorf("%s %s: no object key (want s3://bucket/key)", op, ref)
+	}
+	b, err := bucket(ctx, ref)
+	return ref, b, err
+}
+
 // Object is an open object: an io.ReaderAt over ranged GETs (safe for
 // concurrent use), and an io.ReadSeeker for sequential readers (not
 // concurrent).
@@ -182,14 +196,7 @@ type Object struct {
 
 // Open opens the object at a remote location.
 func Open(ctx context.Context, loc string) (*Object, error) {
-	ref, err := Parse(loc)
-	if err != nil {
-		return nil, err
-	}
-	if ref.Key == "" || strings.HasSuffix(ref.Key, "/") {
-		return nil, fmt.Errorf("open %s: is a directory (no object key)", ref)
-	}
-	b, err := bucket(ctx, ref)
+	ref, b, err := object(ctx, "open", loc)
 	if err != nil {
 		return nil, err
 	}
@@ -202,9 +209,6 @@ func Open(ctx context.Context, loc string) (*Object, error) {
 
 // Size is the object's size in bytes.
 func (o *Object) Size() int64 { return o.size }
-
-// Name is the object's location (credentials removed).
-func (o *Object) Name() string { return o.ref.String() }
 
 // ReadAt reads len(p) bytes at off with one ranged GET.
 func (o *Object) ReadAt(p []byte, off int64) (int, error) {
@@ -297,11 +301,7 @@ func ReadFile(ctx context.Context, loc string) ([]byte, error) {
 		}
 		return os.ReadFile(p)
 	}
-	ref, err := Parse(loc)
-	if err != nil {
-		return nil, err
-	}
-	b, err := bucket(ctx, ref)
+	ref, b, err := object(ctx, "read", loc)
 	if err != nil {
 		return nil, err
 	}
@@ -322,11 +322,7 @@ func Exists(ctx context.Context, loc string) (bool, error) {
 		}
 		return err == nil, err
 	}
-	ref, err := Parse(loc)
-	if err != nil {
-		return false, err
-	}
-	b, err := bucket(ctx, ref)
+	ref, b, err := object(ctx, "stat", loc)
 	if err != nil {
 		return false, err
 	}
@@ -341,6 +337,7 @@ func Exists(ctx context.Context, loc string) (bool, error) {
 // bucket's AbortIncompleteMultipartUpload lifecycle rule.
 type Writer struct {
 	ref    Ref
+	b      *blob.Bucket
 	w      *blob.Writer
 	cancel context.CancelFunc
 	done   bool
@@ -348,28 +345,22 @@ type Writer struct {
 
 // Create starts writing the object at a remote location.
 func Create(ctx context.Context, loc string) (*Writer, error) {
-	ref, err := Parse(loc)
+	ref, b, err := object(ctx, "create", loc)
 	if err != nil {
 		return nil, err
 	}
-	return createKey(ctx, ref, ref.Key)
+	return createKey(ctx, ref, b, ref.Key)
 }
 
-func createKey(ctx context.Context, ref Ref, key string) (*Writer, error) {
-	if key == "" || strings.HasSuffix(key, "/") {
-		return nil, fmt.Errorf("create %s: no object key (want s3://bucket/key)", ref)
-	}
-	b, err := bucket(ctx, ref)
-	if err != nil {
-		return nil, err
-	}
+// createKey starts the upload of key in ref's bucket b.
+func createKey(ctx context.Context, ref Ref, b *blob.Bucket, key string) (*Writer, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	w, err := b.NewWriter(ctx, key, &blob.WriterOptions{ContentType: "application/octet-stream"})
 	if err != nil {
 		cancel()
 		return nil, wrap("create", ref, err)
 	}
-	return &Writer{ref: Ref{Bucket: ref.Bucket, Key: key, loc: ref.loc}, w: w, cancel: cancel}, nil
+	return &Writer{ref: Ref{Bucket: ref.Bucket, Key: key, loc: ref.loc}, b: b, w: w, cancel: cancel}, nil
 }
 
 // Write appends to the upload.
@@ -423,46 +414,36 @@ func TempKey(key, id string) string {
 
 // CreateStaged starts writing loc's object under TempKey(key, id).
 func CreateStaged(ctx context.Context, loc, id string) (*Staged, error) {
-	ref, err := Parse(loc)
+	ref, b, err := object(ctx, "create", loc)
 	if err != nil {
 		return nil, err
 	}
-	if ref.Key == "" || strings.HasSuffix(ref.Key, "/") {
-		return nil, fmt.Errorf("create %s: no object key (want s3://bucket/key)", ref)
-	}
-	w, err := createKey(ctx, ref, TempKey(ref.Key, id))
+	w, err := createKey(ctx, ref, b, TempKey(ref.Key, id))
 	if err != nil {
 		return nil, err
 	}
 	return &Staged{Writer: w, dest: ref}, nil
 }
 
-// Dest is the staged object's destination.
-func (s *Staged) Dest() Ref { return s.dest }
-
 // Promote copies the staged object over its destination. The temporary
 // object stays until Discard.
 func (s *Staged) Promote(ctx context.Context) error {
-	b, err := bucket(ctx, s.dest)
-	if err != nil {
-		return err
-	}
-	if err := copyKey(ctx, b, s.dest, s.dest.Key, s.ref.Key); err != nil {
+	if err := s.copyKey(ctx, s.dest.Key, s.ref.Key); err != nil {
 		return fmt.Errorf("write %s: %w", s.dest, err)
 	}
 	return nil
 }
 
-// copyKey copies src to dst in ref's bucket with one server-side CopyObject.
+// copyKey copies src to dst in the bucket with one server-side CopyObject.
 // It calls the S3 client itself rather than Bucket.Copy, which query-escapes
 // the whole copy source ("bucket%2Fkey"): AWS decodes that, but some
 // S3-compatible servers (s3rver) split the source on a literal "/" only.
-func copyKey(ctx context.Context, b *blob.Bucket, ref Ref, dst, src string) error {
+func (s *Staged) copyKey(ctx context.Context, dst, src string) error {
 	var c *s3.Client
-	if !b.As(&c) {
-		return b.Copy(ctx, dst, src, nil)
+	if !s.b.As(&c) {
+		return s.b.Copy(ctx, dst, src, nil)
 	}
-	u, _ := url.Parse(ref.Bucket)
+	u, _ := url.Parse(s.dest.Bucket)
 	segs := strings.Split(src, "/")
 	for i, seg := range segs {
 		segs[i] = url.PathEscape(seg)
@@ -478,25 +459,19 @@ func copyKey(ctx context.Context, b *blob.Bucket, ref Ref, dst, src string) erro
 // Discard deletes the temporary object (after Promote, or instead of it).
 func (s *Staged) Discard(ctx context.Context) {
 	s.Abort()
-	if b, err := bucket(ctx, s.dest); err == nil {
-		_ = b.Delete(ctx, s.ref.Key)
-	}
+	_ = s.b.Delete(ctx, s.ref.Key)
 }
 
 // Backup copies the destination, when it exists, to a hidden key named after
 // id; it returns that key ("" when there was nothing to keep).
 func (s *Staged) Backup(ctx context.Context, id string) (string, error) {
-	b, err := bucket(ctx, s.dest)
-	if err != nil {
-		return "", err
-	}
-	ok, err := b.Exists(ctx, s.dest.Key)
+	ok, err := s.b.Exists(ctx, s.dest.Key)
 	if err != nil || !ok {
 		return "", wrap("stat", s.dest, err)
 	}
 	dir, base := path.Split(s.dest.Key)
 	key := dir + "." + base + ".prev-" + id
-	if err := copyKey(ctx, b, s.dest, key, s.dest.Key); err != nil {
+	if err := s.copyKey(ctx, key, s.dest.Key); err != nil {
 		return "", fmt.Errorf("keep the previous %s: %w", s.dest, err)
 	}
 	return key, nil
@@ -505,24 +480,20 @@ func (s *Staged) Backup(ctx context.Context, id string) (string, error) {
 // Restore puts a backup made by Backup back over the destination ("" removes
 // the destination: it did not exist before) and deletes the backup.
 func (s *Staged) Restore(ctx context.Context, backup string) error {
-	b, err := bucket(ctx, s.dest)
-	if err != nil {
-		return err
-	}
 	if backup == "" {
-		return b.Delete(ctx, s.dest.Key)
+		return s.b.Delete(ctx, s.dest.Key)
 	}
-	if err := copyKey(ctx, b, s.dest, s.dest.Key, backup); err != nil {
+	if err := s.copyKey(ctx, s.dest.Key, backup); err != nil {
 		return err
 	}
-	return b.Delete(ctx, backup)
+	return s.b.Delete(ctx, backup)
 }
 
 // DeleteKey deletes a key of the destination's bucket (a backup), ignoring a
 // missing one.
 func (s *Staged) DeleteKey(ctx context.Context, key string) {
-	if b, err := bucket(ctx, s.dest); err == nil && key != "" {
-		_ = b.Delete(ctx, key)
+	if key != "" {
+		_ = s.b.Delete(ctx, key)
 	}
 }
 
@@ -604,11 +575,7 @@ func Remove(ctx context.Context, loc string) error {
 		}
 		return nil
 	}
-	ref, err := Parse(loc)
-	if err != nil {
-		return err
-	}
-	b, err := bucket(ctx, ref)
+	ref, b, err := object(ctx, "remove", loc)
 	if err != nil {
 		return err
 	}
@@ -632,11 +599,7 @@ func OpenStream(ctx context.Context, loc string) (io.ReadCloser, error) {
 		}
 		return os.Open(p)
 	}
-	ref, err := Parse(loc)
-	if err != nil {
-		return nil, err
-	}
-	b, err := bucket(ctx, ref)
+	ref, b, err := object(ctx, "open", loc)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/modax/modax-ml/internal/dataset"
 	"github.com/modax/modax-ml/internal/exitcode"
+	"github.com/modax/modax-ml/internal/location"
 	"github.com/modax/modax-ml/internal/runenv"
 )
 
@@ -506,7 +507,7 @@ func fillFiles(files []File) ([]File, error) {
 			f.SHA256 = sum
 		}
 		if f.Size == 0 {
-			if p, err := dataset.LocalPath(f.Path); err == nil {
+			if p, err := location.Local(f.Path); err == nil {
 				if fi, err := os.Stat(p); err == nil {
 					f.Size = fi.Size()
 				}
