@@ -287,9 +287,9 @@ func previousFromDB(ctx context.Context, pool *pgxpool.Pool, s *settings, ss []d
 	if err != nil {
 		return fmt.Errorf("%w: score: db.prediction_table: %w", exitcode.ErrUsage, err)
 	}
-	var exists bool
-	if err := pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, t.Sanitize()).Scan(&exists); err != nil {
-		return fmt.Errorf("score: look up %s: %w", s.DB.PredictionTable, err)
+	exists, err := pg.TableExists(ctx, pool, t)
+	if err != nil {
+		return fmt.Errorf("score: %w", err)
 	}
 	if !exists {
 		return nil

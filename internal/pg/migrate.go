@@ -309,15 +309,21 @@ func preloads(setting, lib string) bool {
 	return false
 }
 
+// TableExists reports whether table t exists (on the search path when it is
+// not schema-qualified).
+func TableExists(ctx context.Context, q Querier, t pgx.Identifier) (bool, error) {
+	var exists bool
+	if err := q.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, t.Sanitize()).Scan(&exists); err != nil {
+		return false, fmt.Errorf("look up table %s: %w", t.Sanitize(), err)
+	}
+	return exists, nil
+}
+
 // tableColumns returns the columns of table t with their types, or nil when
 // the table does not exist.
 func tableColumns(ctx context.Context, q Querier, t pgx.Identifier) (map[string]string, error) {
-	var exists bool
-	if err := q.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, t.Sanitize()).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("look up table %s: %w", t.Sanitize(), err)
-	}
-	if !exists {
-		return nil, nil
+	if exists, err := TableExists(ctx, q, t); err != nil || !exists {
+		return nil, err
 	}
 	rows, err := q.Query(ctx, `SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
 WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`, t.Sanitize())

@@ -20,12 +20,8 @@ func ReadScores(ctx context.Context, pool *pgxpool.Pool, c Config, perDevice int
 	if err != nil {
 		return nil, fmt.Errorf("db.prediction_table: %w", err)
 	}
-	var exists bool
-	if err := pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, t.Sanitize()).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("look up %s: %w", c.PredictionTable, err)
-	}
-	if !exists {
-		return nil, nil
+	if exists, err := TableExists(ctx, pool, t); err != nil || !exists {
+		return nil, err
 	}
 	rows, err := pool.Query(ctx, fmt.Sprintf(`SELECT tenant_id, device_id, "timestamp", rul_hours, rul_lower, rul_upper, interval_level, health_status, model_version, created_at
 FROM (SELECT p.*, row_number() OVER (PARTITION BY tenant_id, device_id ORDER BY "timestamp" DESC, created_at DESC) AS rn FROM %s p) s
