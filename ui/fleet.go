@@ -35,6 +35,9 @@ func (s *Server) scoreFiles() []string {
 type scoreRow struct {
 	dataset.Score
 	File string
+	// Inputs are the files the score was made from (the scores file's
+	// modax.inputs; none for the database's rows).
+	Inputs []dataset.Input
 }
 
 // allScores reads every scores file; files that cannot be read are
@@ -43,13 +46,15 @@ func (s *Server) allScores(ctx context.Context) ([]scoreRow, []string) {
 	var rows []scoreRow
 	var bad []string
 	for _, f := range s.scoreFiles() {
-		ss, _, err := dataset.ReadScores(ctx, f)
+		ss, meta, err := dataset.ReadScores(ctx, f)
 		if err != nil {
 			bad = append(bad, err.Error())
 			continue
 		}
+		var inputs []dataset.Input
+		_, _ = meta.Get(dataset.MetaInputs, &inputs) // lineage only: a bad value shows no sensor history
 		for _, sc := range ss {
-			rows = append(rows, scoreRow{Score: sc, File: f})
+			rows = append(rows, scoreRow{Score: sc, File: f, Inputs: inputs})
 		}
 	}
 	if s.opts.DBScores != nil {
@@ -238,19 +243,11 @@ const sensorHistoryRows = 2000
 
 // sensorHistory draws each sensor of the device over the last
 // sensorHistoryRows readings up to the latest score, read from the readings
-// file that score was made from (the scores file's modax.inputs; a relative
-// path is taken from the ui's --dir). Nothing when that file is gone, is not
-// a readings file (scores from PostgreSQL), or lacks the device.
+// file that score was made from (its Inputs; a relative path is taken from
+// the ui's --dir). Nothing when that file is gone, is not a readings file,
+// or lacks the device, and for scores from the database.
 func (s *Server) sensorHistory(ctx context.Context, latest *scoreRow) (charts []template.HTML, from string, n int) {
-	_, meta, err := dataset.ReadScores(ctx, latest.File)
-	if err != nil {
-		return nil, "", 0
-	}
-	var inputs []dataset.Input
-	if _, err := meta.Get(dataset.MetaInputs, &inputs); err != nil {
-		return nil, "", 0
-	}
-	for _, in := range inputs {
+	for _, in := range latest.Inputs {
 		loc := in.Path
 		if !filepath.IsAbs(loc) && !strings.Contains(loc, "://") {
 			loc = filepath.Join(s.opts.Dir, loc)
