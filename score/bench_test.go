@@ -38,6 +38,13 @@ func BenchmarkScoreFile(b *testing.B) {
 	if err := fixture.WriteReadings(o.Readings, ck, o.DB.Tenant, devices, readings, at.Add(-time.Hour), 1); err != nil {
 		b.Fatal(err)
 	}
+	benchRun(b, o, devices, "cpu-µs/device")
+}
+
+// benchRun times Run(o) over b.Loop, checks that every one of devices was
+// scored, and reports devices/s and this process's CPU per device (as cpuUnit).
+func benchRun(b *testing.B, o Options, devices int, cpuUnit string) {
+	b.Helper()
 	ctx := context.Background()
 	cpu0 := cpuSeconds()
 	var scored int
@@ -52,7 +59,7 @@ func BenchmarkScoreFile(b *testing.B) {
 		b.Fatalf("scored %d devices, want %d", scored, devices)
 	}
 	b.ReportMetric(float64(devices*b.N)/b.Elapsed().Seconds(), "devices/s")
-	b.ReportMetric((cpuSeconds()-cpu0)*1e6/float64(devices*b.N), "cpu-µs/device")
+	b.ReportMetric((cpuSeconds()-cpu0)*1e6/float64(devices*b.N), cpuUnit)
 }
 
 // cpuSeconds is the process's user + system CPU time so far.
@@ -107,21 +114,7 @@ FROM generate_series(1, $2::int) d, generate_series(0, $3::int - 1) i`, at, devi
 			}
 			o := DefaultOptions()
 			o.Source, o.Model, o.At, o.DB = SourcePostgres, path, at.Format(time.RFC3339), c
-			b.ResetTimer()
-			cpu0 := cpuSeconds()
-			var scored int
-			for b.Loop() {
-				res, err := Run(ctx, runenv.Test(), o)
-				if err != nil {
-					b.Fatal(err)
-				}
-				scored = len(res.Scored)
-			}
-			if scored != devices {
-				b.Fatalf("scored %d devices, want %d", scored, devices)
-			}
-			b.ReportMetric(float64(devices*b.N)/b.Elapsed().Seconds(), "devices/s")
-			b.ReportMetric((cpuSeconds()-cpu0)*1e6/float64(devices*b.N), "client-cpu-µs/device")
+			benchRun(b, o, devices, "client-cpu-µs/device")
 			var ru syscall.Rusage
 			if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
 				b.ReportMetric(float64(ru.Maxrss)/1024, "peak-RSS-MB")

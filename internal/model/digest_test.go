@@ -96,16 +96,7 @@ func TestWeightsDigestRoundTrip(t *testing.T) {
 // naming the file); a checkpoint without a digest (written before digests
 // were recorded) still loads.
 func TestWeightsDigestFlippedByte(t *testing.T) {
-	ck := testCheckpoint(t)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "model.safetensors")
-	if err := Save(path, ck); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, dir, path, b := savedCheckpoint(t)
 	for _, name := range []string{"fc2.bias", "lstm.weight_ih_l0", "lstm.bias_hh_l1"} {
 		t.Run(name, func(t *testing.T) {
 			c := slices.Clone(b)
@@ -174,16 +165,7 @@ func encodeWithoutDigest(w *bytes.Buffer, ts []*Tensor, meta map[string]string) 
 
 // A truncated checkpoint is unreadable (exit 1), not corrupt weights (exit 3).
 func TestTruncatedCheckpointIsUnreadable(t *testing.T) {
-	ck := testCheckpoint(t)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "model.safetensors")
-	if err := Save(path, ck); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, dir, _, b := savedCheckpoint(t)
 	for _, n := range []int{0, 7, 100, len(b) / 2, len(b) - 1} {
 		p := filepath.Join(dir, fmt.Sprintf("trunc%d.safetensors", n))
 		if err := os.WriteFile(p, b[:n], 0o644); err != nil {

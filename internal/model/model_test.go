@@ -9,6 +9,23 @@ import (
 	"github.com/modax/modax-ml/internal/dataset"
 )
 
+// savedCheckpoint saves testCheckpoint as dir/model.safetensors and returns
+// it with its directory, path and bytes.
+func savedCheckpoint(t *testing.T) (ck *Checkpoint, dir, path string, b []byte) {
+	t.Helper()
+	ck = testCheckpoint(t)
+	dir = t.TempDir()
+	path = filepath.Join(dir, "model.safetensors")
+	if err := Save(path, ck); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ck, dir, path, b
+}
+
 func testCheckpoint(t *testing.T) *Checkpoint {
 	t.Helper()
 	arch := Arch{Type: TypeLSTM, InputSize: 3, Hidden: 4, Layers: 2, FC: 5, Dropout: 0.2}
@@ -56,16 +73,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 }
 
 func TestCheckpointCorrupt(t *testing.T) {
-	ck := testCheckpoint(t)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "model.safetensors")
-	if err := Save(path, ck); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ck, dir, _, b := savedCheckpoint(t)
 	for _, tc := range []struct {
 		name string
 		data []byte
