@@ -132,8 +132,8 @@ func TestObjects(t *testing.T) {
 	servers(t, func(t *testing.T, bucket string) { //nolint:thelper // a subtest body run by servers
 		ctx := context.Background()
 		loc := "s3://" + bucket + "/runs/a/data.bin"
-		// 3 MiB: more than one multipart part on the SDK's uploader? (5 MiB is
-		// the minimum part size; gocloud buffers 5 MiB parts), so write 12 MiB.
+		// 12 MiB: more than the S3 upload manager's 8 MiB part, so the write
+		// is a real multipart upload.
 		data := make([]byte, 12<<20+123)
 		for i := range data {
 			data[i] = byte(i*7 + i>>11)
